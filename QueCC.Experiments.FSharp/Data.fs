@@ -1,0 +1,1 @@
+module QueCC.Experiments.Data
