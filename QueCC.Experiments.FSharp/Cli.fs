@@ -1,1 +1,326 @@
+/// The `quecc` command line: Argu unions turned into domain records at once, then the pure core.
 module QueCC.Experiments.Cli
+
+open System
+open System.Diagnostics
+open System.IO
+open Argu
+open QueCC.Experiments.Data
+open QueCC.Experiments.ScalingLaw
+open QueCC.Experiments.Fitting
+open QueCC.Experiments.ComputeOptimal
+open QueCC.Experiments.Reproduce
+
+type MethodArg =
+    | Grid
+    | Continuous
+
+type FitArgs =
+    | [<Mandatory; AltCommandLine("-d")>] Data of csv: string
+    | Task of name: string
+    | Method of MethodArg
+    | Grid_Fraction of fraction: float
+    | Seed of seed: int
+    | Law_Text_Tokens of q: float
+    | Bootstrap of resamples: int
+    | Holdout_Llm of billions: float
+    | Grid_A of lo: float * hi: float * count: int
+    | Grid_Alpha of lo: float * hi: float * count: int
+    | Grid_Beta of lo: float * hi: float * count: int
+    | Grid_D of lo: float * hi: float * count: int
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Data _ -> "CSV with header task,llm_params_b,visual_tokens,score."
+            | Task _ -> "fit only the rows of this task (required when the file holds several)."
+            | Method _ -> "grid (the authors' search, default) or continuous (bounded least squares, autograd)."
+            | Grid_Fraction _ -> "search a random fraction of the grid in seeded random order, as the authors did (0.2); default 1 = exhaustive."
+            | Seed _ -> "seed of the random grid subset and the bootstrap (default 0)."
+            | Law_Text_Tokens _ -> "q, text tokens counted inside the law: T = V + q (default 0, as the authors' code)."
+            | Bootstrap _ -> "refit on B resamples and report 95% intervals of every parameter."
+            | Holdout_Llm _ -> "fit without this LLM size (billions) and report the prediction error on it."
+            | Grid_A _ -> "grid axis of A: lo hi count (default 0.2 0.7 50)."
+            | Grid_Alpha _ -> "grid axis of alpha: lo hi count (default 0 0.2 100)."
+            | Grid_Beta _ -> "grid axis of beta: lo hi count (default 0 0.05 100)."
+            | Grid_D _ -> "grid axis of D: lo hi count (default 0 0.3 10)."
+            | Json -> "print JSON."
+
+type FrontierArgs =
+    | [<Mandatory; AltCommandLine("-d")>] Data of csv: string
+    | [<Mandatory>] Text_Tokens of q: float
+    | Task of name: string
+    | Method of MethodArg
+    | Law_Text_Tokens of q: float
+    | Tokens of list: string
+    | Budgets of count: int
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Data _ -> "CSV with header task,llm_params_b,visual_tokens,score."
+            | Text_Tokens _ -> "Q, text tokens of the prompt (FLOPs = 2·N·(Q+V))."
+            | Task _ -> "use only the rows of this task."
+            | Method _ -> "fit method (default continuous)."
+            | Law_Text_Tokens _ -> "q inside the law, T = V + q (default 0)."
+            | Tokens _ -> "comma-separated visual-token set of the frontier (default 1,4,16,36,64,144,576)."
+            | Budgets _ -> "number of log-spaced budgets (default 25)."
+            | Json -> "print JSON."
+
+type ReproduceArgs =
+    | Out of dir: string
+    | Bootstrap of resamples: int
+    | Seed of seed: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Out _ -> "output folder (default reproduce-out)."
+            | Bootstrap _ -> "bootstrap resamples for the intervals (default 1000)."
+            | Seed _ -> "seed of the authors' random grid subset and the bootstrap (default 0)."
+
+type BenchFitArgs =
+    | Repeats of count: int
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Repeats _ -> "timed repetitions after one warm-up (default 5)."
+            | Json -> "print JSON."
+
+type BenchArgs =
+    | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<BenchFitArgs>
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Fit _ -> "grid-search throughput (points/s) and continuous-fit time on the paper's data."
+
+[<HelpFlags("--help", "-h")>]
+type QueccArgs =
+    | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
+    | [<CliPrefix(CliPrefix.None)>] Frontier of ParseResults<FrontierArgs>
+    | [<CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Fit _ -> "fit the scaling law Y = A·N^-α·(V+q)^-β + D to a CSV."
+            | Frontier _ -> "compute-optimal visual tokens and the (N, V) frontier over FLOPs budgets."
+            | Reproduce _ -> "the paper's Figure 1 (Q = 0, 50), the OCR counterpart, parity and heatmap figures, summary.json/.md."
+            | Bench _ -> "benchmarks."
+
+// ---------------------------------------------------------------------------------------------
+// Progress: a bar with rate and ETA on a terminal, a few plain lines otherwise (CI logs).
+
+let progressReporter () : string -> int -> int -> unit =
+    let bars = Collections.Generic.Dictionary<string, ShellProgressBar.ProgressBar>()
+    let started = Collections.Generic.Dictionary<string, Stopwatch>()
+    let lastPrinted = Collections.Generic.Dictionary<string, int>()
+    fun name total done' ->
+        if not (started.ContainsKey name) then started[name] <- Stopwatch.StartNew()
+        let elapsed = started[name].Elapsed.TotalSeconds
+        let rate = if elapsed > 0.0 then float done' / elapsed else 0.0
+        let eta = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate) else TimeSpan.Zero
+        let message = sprintf "%s: %d/%d, %.1f/s, ETA %s" name done' total rate (eta.ToString @"mm\:ss")
+        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
+            if not (bars.ContainsKey name) then
+                bars[name] <- new ShellProgressBar.ProgressBar(total, name, ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─', CollapseWhenFinished = true))
+            let bar = bars[name]
+            bar.Tick(done', message)
+            if done' >= total then
+                bar.Dispose()
+                bars.Remove name |> ignore
+        else
+            let tenth = if total >= 10 then done' * 10 / total else done'
+            if not (lastPrinted.ContainsKey name) || lastPrinted[name] <> tenth || done' >= total then
+                lastPrinted[name] <- tenth
+                eprintfn "%s" message
+
+// ---------------------------------------------------------------------------------------------
+// Verbs.
+
+let private axisOf (lo, hi, count) : Axis = { Lo = lo; Hi = hi; Count = count }
+
+let private gridOptionsOf (a: ParseResults<FitArgs>) =
+    let g = paperGrid
+    { Grid =
+        { A = a.TryGetResult FitArgs.Grid_A |> Option.map axisOf |> Option.defaultValue g.A
+          Alpha = a.TryGetResult FitArgs.Grid_Alpha |> Option.map axisOf |> Option.defaultValue g.Alpha
+          Beta = a.TryGetResult FitArgs.Grid_Beta |> Option.map axisOf |> Option.defaultValue g.Beta
+          D = a.TryGetResult FitArgs.Grid_D |> Option.map axisOf |> Option.defaultValue g.D }
+      Fraction = a.GetResult(FitArgs.Grid_Fraction, defaultValue = 1.0)
+      Seed = a.GetResult(FitArgs.Seed, defaultValue = 0) }
+
+let private specOf (q: float option) =
+    match q with
+    | Some q when q < 0.0 -> inputError "--law-text-tokens %g: expected a count ≥ 0" q
+    | Some q -> { LawTextTokens = q }
+    | None -> defaultSpec
+
+let private fitMethodOf (m: MethodArg) (grid: GridOptions) =
+    match m with
+    | MethodArg.Grid -> FitMethod.Grid grid
+    | MethodArg.Continuous -> FitMethod.Continuous
+
+let runFit (a: ParseResults<FitArgs>) =
+    let path = a.GetResult FitArgs.Data
+    let obs = load path (a.TryGetResult FitArgs.Task)
+    let spec = specOf (a.TryGetResult FitArgs.Law_Text_Tokens)
+    let grid = gridOptionsOf a
+    let methodChoice = fitMethodOf (a.GetResult(FitArgs.Method, defaultValue = MethodArg.Grid)) grid
+    let result =
+        match methodChoice with
+        | FitMethod.Grid g -> fitGrid spec g obs
+        | FitMethod.Continuous ->
+            let g = fitGrid spec { defaultGridOptions with Grid = grid.Grid } obs
+            fitContinuousWith spec defaultContinuousOptions g.Params obs
+    let boot =
+        a.TryGetResult FitArgs.Bootstrap
+        |> Option.map (fun b -> bootstrap spec methodChoice b grid.Seed 0.95 (progressReporter () "bootstrap" b) obs)
+    let hold = a.TryGetResult FitArgs.Holdout_Llm |> Option.map (fun n -> holdout spec methodChoice n obs)
+    if a.Contains FitArgs.Json then
+        let node = Json.fit spec result boot
+        hold |> Option.iter (fun h -> node["holdout"] <- Json.holdout h)
+        printfn "%s" (Json.toText node)
+    else
+        let p = result.Params
+        printfn "%s fit of %s (%d observations, T = V + %g)" result.Method path result.N spec.LawTextTokens
+        printfn "  alpha = %.5f   beta = %.5f   A = %.5f   D = %.5f" p.Alpha p.Beta p.A p.D
+        printfn "  SSE = %.6g   R² = %.5f   alpha/beta = %.2f" result.Sse result.R2 (p.Alpha / p.Beta)
+        boot
+        |> Option.iter (fun b ->
+            printfn "  95%% bootstrap intervals (%d resamples):" b.Resamples
+            printfn "    alpha [%.5f, %.5f]   beta [%.5f, %.5f]" b.CiAlpha.Lo b.CiAlpha.Hi b.CiBeta.Lo b.CiBeta.Hi
+            printfn "    A [%.5f, %.5f]   D [%.5f, %.5f]   alpha/beta [%.2f, %.2f]" b.CiA.Lo b.CiA.Hi b.CiD.Lo b.CiD.Hi b.AlphaOverBeta.Lo b.AlphaOverBeta.Hi)
+        hold
+        |> Option.iter (fun h ->
+            printfn "  held-out %gB LLM: mean |relative error| %.2f%%, max %.2f%%" h.LlmParamsB (100.0 * h.MeanAbsRelativeError) (100.0 * h.MaxAbsRelativeError)
+            for pt in h.Points do
+                printfn "    V = %-4g observed %.4f predicted %.4f (%+.2f%%)" pt.VisualTokens pt.Observed pt.Predicted (100.0 * pt.RelativeError))
+    0
+
+let parseTokenSet (s: string) =
+    s.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+    |> Array.map (fun t ->
+        match Double.TryParse(t, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+        | true, v when v > 0.0 -> v
+        | _ -> inputError "--tokens: '%s' is not a positive number; expected e.g. 1,4,16,36,64,144,576" t)
+    |> List.ofArray
+
+let runFrontier (a: ParseResults<FrontierArgs>) =
+    let path = a.GetResult FrontierArgs.Data
+    let obs = load path (a.TryGetResult FrontierArgs.Task)
+    let spec = specOf (a.TryGetResult FrontierArgs.Law_Text_Tokens)
+    let q = a.GetResult FrontierArgs.Text_Tokens
+    if q < 0.0 then inputError "--text-tokens %g: expected a count ≥ 0" q
+    let result =
+        match a.GetResult(FrontierArgs.Method, defaultValue = MethodArg.Continuous) with
+        | MethodArg.Grid -> fitGrid spec defaultGridOptions obs
+        | MethodArg.Continuous -> fitContinuous spec obs
+    let tokenSet = a.TryGetResult FrontierArgs.Tokens |> Option.map parseTokenSet |> Option.defaultValue paperTokenSet
+    let count = a.GetResult(FrontierArgs.Budgets, defaultValue = 25)
+    if count < 2 then inputError "--budgets %d: expected at least 2" count
+    let sizes = obs |> List.map (fun o -> o.LlmParamsB)
+    let vs = obs |> List.map (fun o -> o.VisualTokens)
+    let budgets = defaultBudgets q tokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) count
+    let points = frontier spec result.Params q tokenSet budgets
+    let vStar = optimalVisualTokens spec result.Params q (min 1.0 (List.min vs)) (List.max vs)
+    if a.Contains FrontierArgs.Json then
+        Json.obj [ "textTokens", Json.num q
+                   "fit", Json.fit spec result None
+                   "optimalVisualTokens", Json.optimal vStar
+                   "optimalVisualTokensKind", Json.str (Json.optimalKind vStar)
+                   "frontier", Json.arr (points |> List.map Json.frontierPoint) ]
+        |> Json.toText
+        |> printfn "%s"
+    else
+        printfn "%s fit: alpha = %.5f, beta = %.5f; Q = %g text tokens" result.Method result.Params.Alpha result.Params.Beta q
+        printfn "optimal visual tokens V* = %.3f (%s)" vStar.Value (Json.optimalKind vStar)
+        printfn "%14s %12s %8s %10s" "budget FLOPs" "LLM (B)" "V" "error"
+        for p in points do
+            printfn "%14.4g %12.4f %8g %10.5f" p.Budget p.LlmParamsB p.VisualTokens p.Error
+    0
+
+let runReproduce (a: ParseResults<ReproduceArgs>) =
+    let outDir = a.GetResult(ReproduceArgs.Out, defaultValue = "reproduce-out")
+    let settings =
+        { defaultSettings with
+            Bootstrap = a.GetResult(ReproduceArgs.Bootstrap, defaultValue = defaultSettings.Bootstrap)
+            Seed = a.GetResult(ReproduceArgs.Seed, defaultValue = 0) }
+    let sw = Stopwatch.StartNew()
+    let fams, files = run settings outDir (eprintfn "%s") (progressReporter ())
+    for f in fams do
+        let c = f.Continuous.Params
+        let vstars = f.OptimalV |> List.map (fun (q, o) -> sprintf "V*(Q=%g) = %.3g" q o.Value) |> String.concat ", "
+        printfn "%-18s alpha = %.4f [%.4f, %.4f]  beta = %.4f [%.4f, %.4f]  alpha/beta = %.2f  %s"
+            f.Name c.Alpha f.Bootstrap.CiAlpha.Lo f.Bootstrap.CiAlpha.Hi c.Beta f.Bootstrap.CiBeta.Lo f.Bootstrap.CiBeta.Hi (c.Alpha / c.Beta) vstars
+    printfn "wrote %d figure files, summary.json and summary.md to %s in %.1f s" files.Length (Path.GetFullPath outDir) sw.Elapsed.TotalSeconds
+    0
+
+let private median (xs: float list) = quantile 0.5 (Array.ofList xs)
+
+let runBenchFit (a: ParseResults<BenchFitArgs>) =
+    let repeats = a.GetResult(BenchFitArgs.Repeats, defaultValue = 5)
+    if repeats < 1 then inputError "--repeats %d: expected at least 1" repeats
+    let obs =
+        match findRepoFile (Path.Combine("data", "paper", "visual_reasoning.csv")) with
+        | Some p -> load p None
+        | None -> inputError "data/paper/visual_reasoning.csv not found; run from the repository"
+    let time f =
+        f () |> ignore
+        [ for _ in 1 .. repeats ->
+              let sw = Stopwatch.StartNew()
+              f () |> ignore
+              sw.Elapsed.TotalSeconds ]
+    let gridT = time (fun () -> fitGrid defaultSpec defaultGridOptions obs)
+    let grid = fitGrid defaultSpec defaultGridOptions obs
+    let contT = time (fun () -> fitContinuousWith defaultSpec defaultContinuousOptions grid.Params obs)
+    let bootT =
+        let sw = Stopwatch.StartNew()
+        bootstrap defaultSpec FitMethod.Continuous 1000 0 0.95 ignore obs |> ignore
+        sw.Elapsed.TotalSeconds
+    let points = float paperGrid.Size
+    let gridMedian = median gridT
+    let pointsPerS = points / gridMedian
+    let threads = TorchSharp.torch.get_num_threads ()
+    if a.Contains BenchFitArgs.Json then
+        Json.obj [ "gridPoints", Json.num points
+                   "gridSeconds", Json.num gridMedian
+                   "gridPointsPerSecond", Json.num pointsPerS
+                   "continuousSeconds", Json.num (median contT)
+                   "bootstrap1000ContinuousSeconds", Json.num bootT
+                   "repeats", Json.num (float repeats)
+                   "threads", Json.num (float threads) ]
+        |> Json.toText
+        |> printfn "%s"
+    else
+        printfn "quecc bench fit (paper visual-reasoning data, 28 observations, %d torch threads, median of %d)" threads repeats
+        printfn "  grid search, exhaustive     %10.0f points in %7.3f s = %.3g points/s" points gridMedian pointsPerS
+        printfn "  continuous fit (13 starts)  %7.3f s" (median contT)
+        printfn "  bootstrap, 1000 continuous  %7.3f s" bootT
+    0
+
+let run (argv: string[]) =
+    let parser = ArgumentParser.Create<QueccArgs>(programName = "quecc")
+    try
+        let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        match results.GetSubCommand() with
+        | Fit a -> runFit a
+        | Frontier a -> runFrontier a
+        | Reproduce a -> runReproduce a
+        | Bench b ->
+            match b.GetSubCommand() with
+            | BenchArgs.Fit a -> runBenchFit a
+    with
+    | :? ArguParseException as e ->
+        let isHelp = e.ErrorCode = ErrorCode.HelpText
+        (if isHelp then stdout else stderr).WriteLine e.Message
+        if isHelp then 0 else 2
+    | :? InputError as e ->
+        eprintfn "quecc: %s" e.Message
+        1

@@ -1,1 +1,155 @@
+/// The paper's figures as Plotly.NET charts (pure: building a chart does no IO).
 module QueCC.Experiments.Figures
+
+open System
+open Plotly.NET
+open Plotly.NET.LayoutObjects
+open Plotly.NET.TraceObjects
+open QueCC.Experiments.Data
+open QueCC.Experiments.ScalingLaw
+open QueCC.Experiments.ComputeOptimal
+
+let width, height = 1000, 700
+
+/// A warm yellow→red ramp for LLM size, like the paper's truncated YlOrRd colour map (log-scaled in N).
+let llmColour (nMin: float) (nMax: float) (n: float) =
+    let t = if nMax > nMin then (log n - log nMin) / (log nMax - log nMin) else 1.0
+    let stops = [| (254, 217, 118); (253, 141, 60); (227, 26, 28); (128, 0, 38) |]
+    let x = Math.Clamp(t, 0.0, 1.0) * float (stops.Length - 1)
+    let i = min (int x) (stops.Length - 2)
+    let f = x - float i
+    let lerp a b = int (Math.Round(float a + f * float (b - a)))
+    let (r0, g0, b0), (r1, g1, b1) = stops[i], stops[i + 1]
+    Color.fromRGB (lerp r0 r1) (lerp g0 g1) (lerp b0 b1)
+
+/// Marker size grows with log V, so 1 and 576 tokens are both visible.
+let markerSize (v: float) = 7.0 + 3.0 * Math.Log2(max v 1.0) / 1.6 |> int
+
+let private logSpace (lo: float) (hi: float) (n: int) =
+    [ for i in 0 .. n - 1 -> exp (log lo + (log hi - log lo) * float i / float (n - 1)) ]
+
+let private legendOnly (name: string) =
+    Chart.Scatter(x = [ nan ], y = [ nan ], mode = StyleParam.Mode.Markers, Name = name, ShowLegend = true)
+    |> Chart.withMarker (Marker.init (Color = Color.fromString "rgba(0,0,0,0)"))
+
+type Figure1Input =
+    { Title: string
+      Spec: LawSpec
+      Params: LawParams
+      /// "α = 0.071 [0.06, 0.08]"-style legend text for the exponents.
+      AlphaText: string
+      BetaText: string
+      TextTokens: float
+      Observations: Observation list }
+
+/// Figure 1 of the paper: error vs inference FLOPs (log), observed points sized by V and coloured by N,
+/// fitted curves per N over V ∈ [1, 576], and the compute-optimal frontier dotted.
+let figure1 (inp: Figure1Input) : GenericChart =
+    let sizes = inp.Observations |> List.map (fun o -> o.LlmParamsB) |> List.distinct |> List.sort
+    let vs = inp.Observations |> List.map (fun o -> o.VisualTokens)
+    let vMin, vMax = List.min vs, List.max vs
+    let nMin, nMax = List.head sizes, List.last sizes
+    let colour = llmColour nMin nMax
+    let q = inp.TextTokens
+    let perSize =
+        [ for n in sizes do
+              let obs = inp.Observations |> List.filter (fun o -> o.LlmParamsB = n) |> List.sortBy (fun o -> o.VisualTokens)
+              let curveV = logSpace vMin vMax 80
+              yield
+                  Chart.Line(
+                      x = (curveV |> List.map (fun v -> inferenceFlops n q v)),
+                      y = (curveV |> List.map (fun v -> predict inp.Spec inp.Params n v)),
+                      Name = sprintf "fit, N = %gB" n,
+                      LineColor = colour n,
+                      ShowLegend = false
+                  )
+              yield
+                  Chart.Point(
+                      x = (obs |> List.map (fun o -> inferenceFlops n q o.VisualTokens)),
+                      y = (obs |> List.map (fun o -> o.Error)),
+                      Name = sprintf "N = %gB" n,
+                      MultiText = (obs |> List.map (fun o -> sprintf "N = %gB, V = %g" n o.VisualTokens))
+                  )
+                  |> Chart.withMarker (
+                      Marker.init (
+                          Color = colour n,
+                          MultiSize = (obs |> List.map (fun o -> markerSize o.VisualTokens)),
+                          Outline = Line.init (Color = Color.fromString "black", Width = 0.5)
+                      )
+                  ) ]
+    // The frontier: at every budget the best continuous V (V* does not depend on the budget), for LLMs
+    // from a bit below the smallest to well above the largest measured size, as in the paper's plot.
+    let vStar = (optimalVisualTokens inp.Spec inp.Params q vMin vMax).Value
+    let frontierN = logSpace (nMin * 0.6) (nMax * 3.0) 40
+    let frontierLine =
+        Chart.Line(
+            x = (frontierN |> List.map (fun n -> inferenceFlops n q vStar)),
+            y = (frontierN |> List.map (fun n -> predict inp.Spec inp.Params n vStar)),
+            Name = sprintf "compute-optimal (V* = %.3g)" vStar,
+            LineColor = Color.fromString "black",
+            LineDash = StyleParam.DrawingStyle.Dot,
+            LineWidth = 3.0
+        )
+    [ yield! perSize
+      yield frontierLine
+      yield legendOnly inp.AlphaText
+      yield legendOnly inp.BetaText
+      for v in vs |> List.distinct |> List.sort do
+          yield
+              legendOnly (sprintf "V = %g" v)
+              |> Chart.withMarker (Marker.init (Color = Color.fromString "grey", Size = markerSize v)) ]
+    |> Chart.combine
+    |> Chart.withTitle inp.Title
+    |> Chart.withXAxisStyle (
+        TitleText = (if q = 0.0 then "Inference FLOPs 2·N·V (log)" else sprintf "Inference FLOPs 2·N·(%g + V) (log)" q),
+        AxisType = StyleParam.AxisType.Log
+    )
+    |> Chart.withYAxisStyle (TitleText = "Average downstream error")
+    |> Chart.withSize (width, height)
+
+type ParitySeries =
+    { Name: string
+      Spec: LawSpec
+      Params: LawParams
+      Observations: Observation list }
+
+/// Observed vs predicted error, one series per task family, with the identity line.
+let parity (series: ParitySeries list) : GenericChart =
+    let all = series |> List.collect (fun s -> s.Observations |> List.map (fun o -> o.Error))
+    let lo, hi = List.min all * 0.95, List.max all * 1.05
+    [ yield Chart.Line(x = [ lo; hi ], y = [ lo; hi ], Name = "observed = predicted", LineColor = Color.fromString "grey", LineDash = StyleParam.DrawingStyle.Dash)
+      for s in series do
+          yield
+              Chart.Point(
+                  x = (s.Observations |> List.map (fun o -> predict s.Spec s.Params o.LlmParamsB o.VisualTokens)),
+                  y = (s.Observations |> List.map (fun o -> o.Error)),
+                  Name = s.Name,
+                  MultiText = (s.Observations |> List.map (fun o -> sprintf "N = %gB, V = %g" o.LlmParamsB o.VisualTokens))
+              ) ]
+    |> Chart.combine
+    |> Chart.withTitle "Observed vs predicted error"
+    |> Chart.withXAxisStyle (TitleText = "Predicted error")
+    |> Chart.withYAxisStyle (TitleText = "Observed error")
+    |> Chart.withSize (width, height)
+
+/// Predicted error over (N, V) on log axes, with the observed grid marked.
+let heatmap (title: string) (spec: LawSpec) (p: LawParams) (observations: Observation list) : GenericChart =
+    let ns = logSpace 0.3 30.0 60
+    let vs = logSpace 1.0 576.0 60
+    let z = [ for v in vs -> [ for n in ns -> predict spec p n v ] ]
+    [ Chart.Heatmap(zData = z, X = ns, Y = vs, Name = "predicted error", ColorScale = StyleParam.Colorscale.Viridis)
+      Chart.Point(
+          x = (observations |> List.map (fun o -> o.LlmParamsB)),
+          y = (observations |> List.map (fun o -> o.VisualTokens)),
+          Name = "measured models"
+      )
+      |> Chart.withMarker (Marker.init (Color = Color.fromString "white", Symbol = StyleParam.MarkerSymbol.X)) ]
+    |> Chart.combine
+    |> Chart.withTitle title
+    |> Chart.withXAxisStyle (TitleText = "LLM parameters N (billions, log)", AxisType = StyleParam.AxisType.Log)
+    |> Chart.withYAxisStyle (TitleText = "Visual tokens V (log)", AxisType = StyleParam.AxisType.Log)
+    |> Chart.withSize (width, height)
+
+/// Embeds plotly.js so the HTML opens with no network (the default CDN reference renders blank offline).
+let selfContained (chart: GenericChart) =
+    chart |> Chart.withDisplayOptions (DisplayOptions.init (PlotlyJSReference = PlotlyJSReference.Full))

@@ -1,1 +1,308 @@
+/// `reproduce`: the paper's fits and figures from the shipped data. `analyse` is pure; `write` does the IO.
 module QueCC.Experiments.Reproduce
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
+open Plotly.NET
+open QueCC.Experiments.Data
+open QueCC.Experiments.ScalingLaw
+open QueCC.Experiments.Fitting
+open QueCC.Experiments.ComputeOptimal
+
+// ---------------------------------------------------------------------------------------------
+// JSON views of the results (field names are part of the CLI contract).
+
+module Json =
+    let num (x: float) : JsonNode = if Double.IsFinite x then JsonValue.Create x else JsonValue.Create(string x)
+
+    let obj (fields: (string * JsonNode) list) : JsonNode =
+        let o = JsonObject()
+        for k, v in fields do o[k] <- v
+        o
+
+    let arr (items: JsonNode seq) : JsonNode =
+        let a = JsonArray()
+        for i in items do a.Add i
+        a
+
+    let str (s: string) : JsonNode = JsonValue.Create s
+
+    let interval (i: Interval) = obj [ "lo", num i.Lo; "hi", num i.Hi ]
+
+    let bootstrap (b: BootstrapResult) =
+        obj [ "resamples", JsonValue.Create b.Resamples
+              "level", num b.Level
+              "A", interval b.CiA
+              "alpha", interval b.CiAlpha
+              "beta", interval b.CiBeta
+              "D", interval b.CiD
+              "alphaOverBeta", interval b.AlphaOverBeta ]
+
+    let fit (spec: LawSpec) (f: FitResult) (ci: BootstrapResult option) =
+        obj [ yield "method", str f.Method
+              yield "alpha", num f.Params.Alpha
+              yield "beta", num f.Params.Beta
+              yield "A", num f.Params.A
+              yield "D", num f.Params.D
+              yield "sse", num f.Sse
+              yield "r2", num f.R2
+              yield "n", JsonValue.Create f.N
+              yield "lawTextTokens", num spec.LawTextTokens
+              match ci with
+              | Some b -> yield "ci", bootstrap b
+              | None -> () ]
+
+    let holdout (h: HoldoutResult) =
+        obj [ "llmParams", num h.LlmParamsB
+              "fit", fit defaultSpec h.Fit None
+              "meanAbsRelativeError", num h.MeanAbsRelativeError
+              "maxAbsRelativeError", num h.MaxAbsRelativeError
+              "points",
+              arr (
+                  h.Points
+                  |> List.map (fun p ->
+                      obj [ "visualTokens", num p.VisualTokens
+                            "observed", num p.Observed
+                            "predicted", num p.Predicted
+                            "relativeError", num p.RelativeError ])
+              ) ]
+
+    let frontierPoint (f: FrontierPoint) =
+        obj [ "budget", num f.Budget; "llmParams", num f.LlmParamsB; "visualTokens", num f.VisualTokens; "error", num f.Error ]
+
+    let optimal (o: OptimalV) =
+        match o with
+        | Interior v -> num v
+        | AtLowerBound v -> num v
+        | AtUpperBound v -> num v
+
+    let optimalKind (o: OptimalV) =
+        match o with
+        | Interior _ -> "interior"
+        | AtLowerBound _ -> "lower-bound"
+        | AtUpperBound _ -> "upper-bound"
+
+    let toText (node: JsonNode) =
+        node.ToJsonString(JsonSerializerOptions(WriteIndented = true, Encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+
+// ---------------------------------------------------------------------------------------------
+// Analysis (pure apart from the progress callback).
+
+type FamilyAnalysis =
+    { Name: string
+      Title: string
+      Observations: Observation list
+      GridExhaustive: FitResult
+      GridAuthors: FitResult
+      Continuous: FitResult
+      Published: FitResult option
+      Bootstrap: BootstrapResult
+      Holdout: HoldoutResult
+      OptimalV: (float * OptimalV) list
+      Frontiers: (float * FrontierPoint list) list }
+
+type Settings =
+    { Bootstrap: int
+      Seed: int
+      TextTokensList: float list }
+
+let defaultSettings = { Bootstrap = 1000; Seed = 0; TextTokensList = [ 0.0; 50.0 ] }
+
+let analyseFamily (settings: Settings) (progress: string -> int -> int -> unit) (name: string) (title: string) (withPublished: bool) (obs: Observation list) =
+    let spec = defaultSpec
+    let grid = fitGrid spec defaultGridOptions obs
+    let authors = fitGrid spec { defaultGridOptions with Fraction = 0.2; Seed = settings.Seed } obs
+    let cont = fitContinuousWith spec defaultContinuousOptions grid.Params obs
+    let boot = bootstrap spec Continuous settings.Bootstrap settings.Seed 0.95 (progress (sprintf "bootstrap %s" name) settings.Bootstrap) obs
+    let largest = obs |> List.map (fun o -> o.LlmParamsB) |> List.max
+    let hold = holdout spec Continuous largest obs
+    let vs = obs |> List.map (fun o -> o.VisualTokens)
+    let vMin, vMax = List.min vs, List.max vs
+    let sizes = obs |> List.map (fun o -> o.LlmParamsB)
+    { Name = name
+      Title = title
+      Observations = obs
+      GridExhaustive = grid
+      GridAuthors = authors
+      Continuous = cont
+      Published = if withPublished then Some(profileFit spec publishedAlpha publishedBeta obs) else None
+      Bootstrap = boot
+      Holdout = hold
+      OptimalV = settings.TextTokensList |> List.map (fun q -> q, optimalVisualTokens spec cont.Params q vMin vMax)
+      Frontiers =
+        settings.TextTokensList
+        |> List.map (fun q ->
+            q, frontier spec cont.Params q paperTokenSet (defaultBudgets q paperTokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) 25)) }
+
+let exponentText (symbol: string) (value: float) (ci: Interval) =
+    sprintf "%s = %.4f [%.4f, %.4f]" symbol value ci.Lo ci.Hi
+
+let figure1For (fam: FamilyAnalysis) (q: float) =
+    Figures.figure1
+        { Title = sprintf "%s: scaling #params vs #visual tokens (Q = %g)" fam.Title q
+          Spec = defaultSpec
+          Params = fam.Continuous.Params
+          AlphaText = exponentText "α" fam.Continuous.Params.Alpha fam.Bootstrap.CiAlpha
+          BetaText = exponentText "β" fam.Continuous.Params.Beta fam.Bootstrap.CiBeta
+          TextTokens = q
+          Observations = fam.Observations }
+
+let summaryJson (fams: FamilyAnalysis list) =
+    Json.obj [
+        "law", Json.str "Y = A * N^-alpha * (V + q)^-beta + D, N in billions, q = 0; FLOPs = 2 * N * (Q + V)"
+        "families",
+        Json.obj [
+            for fam in fams ->
+                fam.Name,
+                Json.obj [
+                    yield "fits",
+                    Json.obj [
+                        "gridExhaustive", Json.fit defaultSpec fam.GridExhaustive None
+                        "gridAuthors20pct", Json.fit defaultSpec fam.GridAuthors None
+                        "continuous", Json.fit defaultSpec fam.Continuous (Some fam.Bootstrap)
+                    ]
+                    match fam.Published with
+                    | Some p -> yield "publishedPairBestFit", Json.fit defaultSpec p None
+                    | None -> ()
+                    yield "alphaOverBeta", Json.num (fam.Continuous.Params.Alpha / fam.Continuous.Params.Beta)
+                    yield "alphaOverBetaCi", Json.interval fam.Bootstrap.AlphaOverBeta
+                    yield "optimalVisualTokens",
+                    Json.arr [
+                        for q, o in fam.OptimalV ->
+                            Json.obj [ "textTokens", Json.num q; "optimalVisualTokens", Json.optimal o; "kind", Json.str (Json.optimalKind o) ]
+                    ]
+                    yield "holdoutLargestLlm", Json.holdout fam.Holdout
+                ]
+        ]
+    ]
+
+let summaryMarkdown (fams: FamilyAnalysis list) =
+    let sb = Text.StringBuilder()
+    let line (s: string) = sb.AppendLine s |> ignore
+    line "# Inference-optimal scaling law: fits of the paper's data"
+    line ""
+    line "Law: Y = A·N^−α·V^−β + D (N in billions, the authors' T = V); FLOPs = 2·N·(Q+V)."
+    line ""
+    for fam in fams do
+        let c = fam.Continuous
+        let b = fam.Bootstrap
+        line (sprintf "## %s (%d observations)" fam.Title c.N)
+        line ""
+        line "| fit | α | β | A | D | SSE | R² |"
+        line "|---|---|---|---|---|---|---|"
+        let row name (f: FitResult) =
+            line (sprintf "| %s | %.4f | %.4f | %.4f | %.4f | %.4g | %.4f |" name f.Params.Alpha f.Params.Beta f.Params.A f.Params.D f.Sse f.R2)
+        row "grid, exhaustive (5M points)" fam.GridExhaustive
+        row "grid, authors' random 20% (seed 0)" fam.GridAuthors
+        row "continuous (bounded LSQ, autograd)" c
+        fam.Published |> Option.iter (row "published α, β with best A, D")
+        line ""
+        line (sprintf "%d-resample bootstrap, 95%% intervals: α [%.4f, %.4f], β [%.4f, %.4f], A [%.4f, %.4f], D [%.4f, %.4f]; α/β = %.2f [%.2f, %.2f]."
+                b.Resamples b.CiAlpha.Lo b.CiAlpha.Hi b.CiBeta.Lo b.CiBeta.Hi b.CiA.Lo b.CiA.Hi b.CiD.Lo b.CiD.Hi (c.Params.Alpha / c.Params.Beta) b.AlphaOverBeta.Lo b.AlphaOverBeta.Hi)
+        line ""
+        for q, o in fam.OptimalV do
+            let how =
+                match o with
+                | Interior v -> sprintf "V* = %.2f (interior optimum, βQ/(α−β))" v
+                | AtLowerBound v -> sprintf "V* = %g: as few visual tokens as possible, with the largest LLM the budget allows" v
+                | AtUpperBound v -> sprintf "V* = %g: as many visual tokens as measured; more tokens beat a larger LLM" v
+            line (sprintf "- Q = %g text tokens: %s" q how)
+        let h = fam.Holdout
+        line (sprintf "- Held-out %gB LLM (fit on the smaller sizes): mean |relative error| %.2f%%, max %.2f%%."
+                h.LlmParamsB (100.0 * h.MeanAbsRelativeError) (100.0 * h.MaxAbsRelativeError))
+        line ""
+    line "Figures: `figure1a_visual_reasoning_q0.html`, `figure1b_visual_reasoning_q50.html`, `figure_ocr_q0.html`, `figure_ocr_q50.html`, `parity.html`, `heatmap_visual_reasoning.html`, `heatmap_ocr.html`."
+    sb.ToString()
+
+// ---------------------------------------------------------------------------------------------
+// IO.
+
+/// Writes text to a temporary file beside the target, then renames it: readers never see half a file.
+let writeAtomically (path: string) (text: string) =
+    let full = Path.GetFullPath path
+    let tmp = Path.Combine(Path.GetDirectoryName full, "." + Path.GetFileName full + ".tmp")
+    File.WriteAllText(tmp, text)
+    File.Move(tmp, full, true)
+
+let findChromium () =
+    [ "chromium"; "chromium-browser"; "google-chrome" ]
+    |> List.tryPick (fun name ->
+        (Environment.GetEnvironmentVariable "PATH" |> Option.ofObj |> Option.defaultValue "").Split(Path.PathSeparator)
+        |> Array.map (fun d -> Path.Combine(d, name))
+        |> Array.tryFind File.Exists)
+
+/// Headless Chromium screenshot of a saved HTML figure; returns false if it failed.
+let screenshot (chromium: string) (htmlPath: string) (pngPath: string) =
+    let profile = Directory.CreateTempSubdirectory "quecc-chromium"
+    try
+        let tmpPng = Path.Combine(profile.FullName, "shot.png")
+        let psi =
+            ProcessStartInfo(
+                chromium,
+                [ "--headless"; "--no-sandbox"; "--disable-gpu"; "--disable-background-networking"; "--disable-component-update"
+                  "--disable-sync"; "--disable-quic"; "--no-first-run"; "--hide-scrollbars"; $"--user-data-dir={profile.FullName}"
+                  $"--screenshot={tmpPng}"; $"--window-size={Figures.width},{Figures.height}"; "--virtual-time-budget=5000"
+                  "file://" + Path.GetFullPath htmlPath ],
+                RedirectStandardOutput = true,
+                RedirectStandardError = true)
+        use p = Process.Start psi
+        p.StandardOutput.ReadToEndAsync() |> ignore
+        p.StandardError.ReadToEndAsync() |> ignore
+        if not (p.WaitForExit 60000) then p.Kill true
+        if File.Exists tmpPng then
+            File.Move(tmpPng, Path.GetFullPath pngPath, true)
+            true
+        else false
+    finally
+        try profile.Delete true with _ -> ()
+
+type FigureWriter(outDir: string, log: string -> unit) =
+    let chromium = findChromium ()
+    let mutable warned = false
+    member val Written = ResizeArray<string>()
+
+    member this.Save(name: string, chart: GenericChart) =
+        let html = Path.Combine(outDir, name + ".html")
+        writeAtomically html (chart |> Figures.selfContained |> GenericChart.toEmbeddedHTML)
+        this.Written.Add html
+        match chromium with
+        | Some c ->
+            let png = Path.Combine(outDir, name + ".png")
+            if screenshot c html png then this.Written.Add png else log $"warning: chromium could not render {html} to PNG"
+        | None when not warned ->
+            warned <- true
+            log "chromium is not on PATH: PNG figures skipped (HTML written)"
+        | None -> ()
+
+let private loadPaper (file: string) =
+    match findRepoFile (Path.Combine("data", "paper", file)) with
+    | Some p -> load p None
+    | None -> inputError "data/paper/%s not found from %s; run from the repository (or the build output), which ships it" file Environment.CurrentDirectory
+
+/// Runs the whole reproduction into `outDir`; returns the analyses.
+let run (settings: Settings) (outDir: string) (log: string -> unit) (progress: string -> int -> int -> unit) =
+    Directory.CreateDirectory outDir |> ignore
+    let vr = loadPaper "visual_reasoning.csv"
+    let ocr = loadPaper "ocr.csv"
+    log "fitting visual reasoning"
+    let fVr = analyseFamily settings progress "visual_reasoning" "Visual reasoning" true vr
+    log "fitting OCR"
+    let fOcr = analyseFamily settings progress "ocr" "OCR" false ocr
+    let figures = FigureWriter(outDir, log)
+    figures.Save("figure1a_visual_reasoning_q0", figure1For fVr 0.0)
+    figures.Save("figure1b_visual_reasoning_q50", figure1For fVr 50.0)
+    figures.Save("figure_ocr_q0", figure1For fOcr 0.0)
+    figures.Save("figure_ocr_q50", figure1For fOcr 50.0)
+    figures.Save(
+        "parity",
+        Figures.parity
+            [ for f in [ fVr; fOcr ] -> { Name = f.Title; Spec = defaultSpec; Params = f.Continuous.Params; Observations = f.Observations } ]
+    )
+    figures.Save("heatmap_visual_reasoning", Figures.heatmap "Visual reasoning: predicted error over (N, V)" defaultSpec fVr.Continuous.Params vr)
+    figures.Save("heatmap_ocr", Figures.heatmap "OCR: predicted error over (N, V)" defaultSpec fOcr.Continuous.Params ocr)
+    writeAtomically (Path.Combine(outDir, "summary.json")) (Json.toText (summaryJson [ fVr; fOcr ]))
+    writeAtomically (Path.Combine(outDir, "summary.md")) (summaryMarkdown [ fVr; fOcr ])
+    [ fVr; fOcr ], List.ofSeq figures.Written
