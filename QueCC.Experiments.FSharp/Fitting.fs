@@ -147,52 +147,51 @@ let fitGrid (spec: LawSpec) (opts: GridOptions) (obs: Observation list) : FitRes
     resultOf spec "grid" obs p evals
 
 // ---------------------------------------------------------------------------------------------
-// Continuous fit.
-// Bounds by reparameterisation: A = exp a, α = softplus u, β = softplus v, D = Dmax · sigmoid d with
-// Dmax = the smallest observed error (the law's floor cannot exceed any observed error). Many problems
-// (bootstrap resamples × starting points) are solved at once as one batch: their losses are independent,
-// so the gradient and the Hessian rows of the summed loss are each problem's own.
-// The optimiser: Adam to get into the basin, then a Levenberg-damped Newton method whose gradient and
-// Hessian both come from TorchSharp autograd (double backward); each problem accepts a step only if
-// its loss falls, so no problem can end worse than its Adam result.
+// Continuous fit: bounded least squares by variable projection.
+// For fixed exponents the law is linear in (A, D), and the SSE is a convex quadratic in them; with the bound
+// D ∈ [0, Dmax] (Dmax = the smallest observed error: the floor cannot exceed any observed error) its minimum
+// is the unconstrained D clamped to the bound, with A re-solved for that D. That closed form is written in
+// tensor operations, so the SSE becomes a function of (α, β) alone whose gradient and Hessian TorchSharp
+// autograd provides (α = softplus u, β = softplus v keep α, β ≥ 0). Removing A and D leaves a 2-parameter,
+// well-conditioned problem: Adam gets into the basin, then a Levenberg-damped Newton method (autograd
+// double backward) converges; a problem accepts a step only if its loss falls.
+// Many problems (bootstrap resamples × starting points) are solved at once as one batch: their losses
+// are independent, so the gradient and the Hessian rows of the summed loss are each problem's own.
 
 type ContinuousOptions =
     { AdamSteps: int
       AdamLr: float
       NewtonSteps: int
-      /// Extra starting points besides the grid optimum (a fixed, spread-out set).
+      /// Extra starting points besides the grid optimum (a fixed, spread-out set); only α, β matter.
       Starts: LawParams list }
 
 let defaultStarts =
-    [ for a in [ 0.3; 0.6; 1.2 ] do
-          for al in [ 0.02; 0.1 ] do
-              for be in [ 0.005; 0.03 ] do
-                  yield { LawParams.A = a; Alpha = al; Beta = be; D = 0.0 } ]
+    [ for al in [ 0.01; 0.05; 0.15; 0.4 ] do
+          for be in [ 0.005; 0.03; 0.1 ] do
+              yield { LawParams.A = 1.0; Alpha = al; Beta = be; D = 0.0 } ]
 
-let defaultContinuousOptions = { AdamSteps = 400; AdamLr = 0.05; NewtonSteps = 60; Starts = defaultStarts }
+let defaultContinuousOptions = { AdamSteps = 150; AdamLr = 0.05; NewtonSteps = 40; Starts = defaultStarts }
 
 let private softplusInv (x: float) = let x = max x 1e-8 in if x > 30.0 then x else log (Math.Exp x - 1.0)
-let private logit (p: float) = let p = min (max p 1e-9) (1.0 - 1e-9) in log (p / (1.0 - p))
 
-let private encode dMax (p: LawParams) =
-    [| log (max p.A 1e-12); softplusInv p.Alpha; softplusInv p.Beta; logit (p.D / dMax) |]
+/// Best bounded (A, D) for each problem's exponents, and the weighted SSE there. Shapes: u (P, 2); lnN, lnT, y (1, n); w (P, n).
+let private project (dMax: float) (lnN: Tensor) (lnT: Tensor) (y: Tensor) (w: Tensor) (u: Tensor) =
+    let alpha = torch.nn.functional.softplus (u.narrow (1L, 0L, 1L)) // (P, 1)
+    let beta = torch.nn.functional.softplus (u.narrow (1L, 1L, 1L))
+    let f = (-(alpha * lnN) - beta * lnT).exp () // (P, n)
+    let sw = w.sum (-1L, keepdim = true)
+    let sf = (w * f).sum (-1L, keepdim = true)
+    let sff = (w * f * f).sum (-1L, keepdim = true)
+    let sy = (w * y).sum (-1L, keepdim = true)
+    let sfy = (w * f * y).sum (-1L, keepdim = true)
+    let dFree = (sy * sff - sf * sfy) / (sw * sff - sf * sf)
+    let d = dFree.clamp (torch.tensor 0.0, torch.tensor (dMax * (1.0 - 1e-12)))
+    let a = (sfy - d * sf) / sff
+    let r = a * f + d - y
+    let loss = (w * r * r).sum (-1L) // (P)
+    loss, a, alpha, beta, d
 
-/// (P, 4) unconstrained → the law's parameters as four (P, 1) tensors.
-let private decode (dMax: float) (u: Tensor) =
-    let a = u.narrow(1L, 0L, 1L).exp ()
-    let alpha = torch.nn.functional.softplus (u.narrow (1L, 1L, 1L))
-    let beta = torch.nn.functional.softplus (u.narrow (1L, 2L, 1L))
-    let d = dMax * u.narrow(1L, 3L, 1L).sigmoid ()
-    a, alpha, beta, d
-
-/// Per-problem weighted SSE, (P).
-let private batchLoss dMax (lnN: Tensor) (lnT: Tensor) (y: Tensor) (w: Tensor) (u: Tensor) =
-    let a, alpha, beta, d = decode dMax u
-    let pred = a * (-(alpha * lnN) - beta * lnT).exp () + d // (P, n)
-    let r = pred - y
-    (w * r * r).sum (-1L)
-
-/// Solves many weighted fits at once; returns per problem (params, weighted SSE).
+/// Solves many weighted fits at once; returns per weighting (params, weighted SSE) of its best start.
 let fitContinuousBatch (spec: LawSpec) (opts: ContinuousOptions) (obs: Observation list) (weights: float[][]) (starts: LawParams list[]) =
     use _scope = torch.NewDisposeScope()
     let lnNa, lnTa, ya = columns spec obs
@@ -204,50 +203,54 @@ let fitContinuousBatch (spec: LawSpec) (opts: ContinuousOptions) (obs: Observati
     let problems = [| for b in 0 .. weights.Length - 1 do for s in starts[b] do yield b, s |]
     let P = int64 problems.Length
     let w = (toTensor (problems |> Array.collect (fun (b, _) -> weights[b]))).reshape (P, n)
-    let u0 = (toTensor (problems |> Array.collect (fun (_, s) -> encode dMax s))).reshape (P, 4L)
-    let lossOf (u: Tensor) = batchLoss dMax lnN lnT y w u
-    // Adam, from the problem's start.
+    let u0 = (toTensor (problems |> Array.collect (fun (_, s) -> [| softplusInv s.Alpha; softplusInv s.Beta |]))).reshape (P, 2L)
+    let lossOf (u: Tensor) = let l, _, _, _, _ = project dMax lnN lnT y w u in l
+    let finite (l: Tensor) = torch.where(l.isfinite (), l, torch.tensor Double.PositiveInfinity)
     let uParam = torch.nn.Parameter(u0.clone ())
     let adam = torch.optim.Adam([ uParam ], lr = opts.AdamLr)
-    for step in 1 .. opts.AdamSteps do
+    for _ in 1 .. opts.AdamSteps do
+        use _step = torch.NewDisposeScope()
         adam.zero_grad ()
-        let loss = lossOf(uParam).sum ()
-        loss.backward ()
+        let loss = lossOf uParam
+        // Problems whose projection is degenerate (NaN) must not poison the others' gradients.
+        torch.where(loss.isfinite (), loss, torch.zeros_like loss).sum().backward ()
         adam.step () |> ignore
-    let mutable cur = uParam.detach().clone ()
     // Keep each problem's better of start and Adam result.
-    let startLoss = lossOf u0
-    let adamLoss = lossOf cur
-    cur <- torch.where(startLoss.lt(adamLoss).unsqueeze 1, u0, cur)
+    let adamU = uParam.detach().clone ()
+    let startLoss, adamLoss = finite (lossOf u0), finite (lossOf adamU)
+    let mutable cur = torch.where(startLoss.le(adamLoss).unsqueeze 1, u0, adamU)
     let mutable curLoss = torch.minimum (startLoss, adamLoss)
     let mutable lambda = torch.ones (P, 1L, 1L, dtype = torch.ScalarType.Float64) * 1e-3
-    let eye = torch.eye(4L, dtype = torch.ScalarType.Float64).unsqueeze 0
+    let eye = torch.eye(2L, dtype = torch.ScalarType.Float64).unsqueeze 0
     for _ in 1 .. opts.NewtonSteps do
         use _step = torch.NewDisposeScope()
         let uv = cur.clone().requires_grad_ (true)
-        let total = lossOf(uv).sum ()
-        let g = torch.autograd.grad([| total |], [| uv |], retain_graph = true, create_graph = true)[0] // (P, 4)
-        let rows = [| for k in 0L .. 3L -> torch.autograd.grad([| g.select(1L, k).sum () |], [| uv |], retain_graph = true)[0] |]
-        let h = torch.stack(rows, 1L).detach () // (P, 4, 4)
-        let gd = g.detach ()
-        let scale = h.diagonal(dim1 = 1L, dim2 = 2L).abs().mean(dimensions = [| 1L |], keepdim = true).unsqueeze (2L) + 1e-12
-        let step = torch.linalg.solve(h + lambda * scale * eye, gd.unsqueeze 2).squeeze(2L)
+        let loss = lossOf uv
+        let total = torch.where(loss.isfinite (), loss, torch.zeros_like loss).sum ()
+        let g = torch.autograd.grad([| total |], [| uv |], retain_graph = true, create_graph = true)[0] // (P, 2)
+        let rows = [| for k in 0L .. 1L -> torch.autograd.grad([| g.select(1L, k).sum () |], [| uv |], retain_graph = true)[0] |]
+        let h = torch.stack(rows, 1L).detach () // (P, 2, 2)
+        let h = torch.where(h.isfinite (), h, torch.zeros_like h)
+        let gd = torch.where(g.isfinite (), g, torch.zeros_like g).detach ()
+        // Marquardt scaling: damp each direction by its own curvature, so ill-scaled exponents stay balanced.
+        let diag = h.diagonal(dim1 = 1L, dim2 = 2L).abs().unsqueeze (2L) * eye + 1e-300
+        let step = torch.linalg.solve(h + lambda * (diag + 1e-12 * eye), gd.unsqueeze 2).squeeze(2L)
         let cand = cur - step
-        let candLoss = lossOf (cand)
-        let ok = candLoss.isfinite().logical_and (candLoss.lt curLoss)
+        let candLoss = finite (lossOf cand)
+        let ok = candLoss.lt curLoss
         let next = torch.where(ok.unsqueeze 1, cand, cur)
         let nextLoss = torch.where(ok, candLoss, curLoss)
-        let nextLambda = torch.where(ok.view(-1L, 1L, 1L), lambda / 3.0, lambda * 4.0).clamp(torch.tensor 1e-12, torch.tensor 1e12)
+        let nextLambda = torch.where(ok.view(-1L, 1L, 1L), lambda / 4.0, lambda * 4.0).clamp(torch.tensor 1e-15, torch.tensor 1e15)
         cur <- next.MoveToOuterDisposeScope ()
         curLoss <- nextLoss.MoveToOuterDisposeScope ()
         lambda <- nextLambda.MoveToOuterDisposeScope ()
-    let a, alpha, beta, d = decode dMax cur
+    let loss, a, alpha, beta, d = project dMax lnN lnT y w cur
     let col (t: Tensor) = t.reshape(-1L).data<float>().ToArray ()
-    let a, alpha, beta, d, losses = col a, col alpha, col beta, col d, curLoss.data<float>().ToArray ()
+    let a, alpha, beta, d, losses = col a, col alpha, col beta, col d, col (finite loss)
     // Best start per weighting.
     [| for b in 0 .. weights.Length - 1 do
            let idx = [| 0 .. problems.Length - 1 |] |> Array.filter (fun i -> fst problems[i] = b)
-           let best = idx |> Array.minBy (fun i -> if Double.IsFinite losses[i] then losses[i] else infinity)
+           let best = idx |> Array.minBy (fun i -> losses[i])
            yield { LawParams.A = a[best]; Alpha = alpha[best]; Beta = beta[best]; D = d[best] }, losses[best] |]
 
 /// Bounded continuous least squares, multi-start including the grid optimum.
@@ -311,8 +314,8 @@ let bootstrap (spec: LawSpec) (methodChoice: FitMethod) (b: int) (seed: int) (le
             4, fun (ws: float[][]) -> fitGridWeighted spec opts obs ws |> Array.map (fun (p, _, _) -> p)
         | Continuous ->
             let full = (fitContinuous spec obs).Params
-            let starts = full :: { full with D = 0.0 } :: List.take 2 defaultStarts
-            let opts = { defaultContinuousOptions with AdamSteps = 200; NewtonSteps = 40 }
+            let starts = full :: List.take 2 defaultStarts
+            let opts = { defaultContinuousOptions with AdamSteps = 100; NewtonSteps = 30 }
             100, fun ws -> fitContinuousBatch spec opts obs ws (Array.create ws.Length starts) |> Array.map fst
     let samples =
         [| for c0 in 0 .. chunk .. b - 1 do

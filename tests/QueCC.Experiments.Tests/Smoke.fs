@@ -1,1 +1,0 @@
-module QueCC.Experiments.Tests.Smoke
