@@ -113,3 +113,23 @@ let ``reproduce writes the figures and summaries`` () =
         Assert.Empty(Directory.GetFiles(dir, "*.tmp"))
     finally
         if Directory.Exists dir then Directory.Delete(dir, true)
+
+#if !DEBUG
+// The fsi script runs against the Release build output, which the Release test run has just built.
+[<Fact>]
+let ``scripts/reproduce.fsx runs under dotnet fsi and writes the summary`` () =
+    let dir = Path.Combine(Path.GetTempPath(), "quecc-fsx-" + Guid.NewGuid().ToString("N"))
+    try
+        let script = repoFile (Path.Combine("scripts", "reproduce.fsx"))
+        let psi = Diagnostics.ProcessStartInfo("dotnet", [ "fsi"; script; dir; "30" ], RedirectStandardOutput = true, RedirectStandardError = true)
+        use p = Diagnostics.Process.Start psi
+        let stdout = p.StandardOutput.ReadToEndAsync()
+        let stderr = p.StandardError.ReadToEndAsync()
+        Assert.True(p.WaitForExit 300_000, "dotnet fsi timed out")
+        Assert.True((p.ExitCode = 0), stderr.Result)
+        Assert.Contains("visual_reasoning", stdout.Result)
+        Assert.True(File.Exists(Path.Combine(dir, "summary.json")))
+        Assert.True(File.Exists(Path.Combine(dir, "figure1b_visual_reasoning_q50.html")))
+    finally
+        if Directory.Exists dir then Directory.Delete(dir, true)
+#endif
