@@ -105,7 +105,7 @@ internal static class Naive
                 for (int d = 0; d < headDim; d++)
                 {
                     double acc = 0;
-                    for (int j = 0; j < s; j++) acc += scores[j] / z * v[j, kh * headDim + d];
+                    for (int j = 0; j < s; j++) if (scores[j] != 0) acc += scores[j] / z * v[j, kh * headDim + d];
                     y[i, h * headDim + d] = acc;
                 }
             }
