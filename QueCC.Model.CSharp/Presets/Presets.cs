@@ -54,7 +54,7 @@ public static class Presets
         BosTokenId = 1, EosTokenId = new[] { 2 }, TorchDtype = "float16",
     };
 
-    /// <summary>Vocabulary of the tiny/small presets; <see cref="Text.TinyTokenizer"/> fits inside it.</summary>
+    /// <summary>Vocabulary of the tiny/small presets; <see cref="QueCC.Model.Text.TinyTokenizer"/> fits inside it.</summary>
     public const int TinyVocabSize = 512;
 
     /// <summary>A 24×24 patch grid (image 48, patch 2) so every QueCC token count of the paper (1…576) is reachable, at width 32.</summary>
