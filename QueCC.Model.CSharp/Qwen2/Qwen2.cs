@@ -360,6 +360,18 @@ public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
 
+    /// <summary>HF's _init_weights: Linear and Embedding weights ~ N(0, initializer_range), biases 0, norm gains 1.</summary>
+    public void InitializeWeights(double std = 0.02)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("layernorm.weight") || name == "model.norm.weight") p.fill_(1);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, std);
+        }
+    }
+
     public override Tensor forward(Tensor inputIds) => Forward(inputIds: inputIds).Logits;
 
     /// <summary>
