@@ -5,6 +5,12 @@ mean(out²)). Run with Debian's python3-torch on the same machine:
 
     /usr/bin/python3 scripts/bench/bench_compress_pytorch.py [--batch 16] [--tokens 36 1] [--iterations 3]
 
+Debian's python3-torch calls the system libblas.so.3, which defaults to the netlib reference BLAS (~7 GFLOP/s
+here). For a baseline with an optimised BLAS without changing the system, unpack OpenBLAS and point the loader at it:
+
+    apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb /tmp/openblas
+    LD_LIBRARY_PATH=/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread /usr/bin/python3 scripts/bench/bench_compress_pytorch.py
+
 GFLOP/s use the same analytic count as QueCC.Model.Compression.Flops (multiply-add = 2; Linear, depthwise
 conv, attention products; input gradients only where the input needs one).
 """

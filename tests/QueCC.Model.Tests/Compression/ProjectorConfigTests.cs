@@ -130,4 +130,15 @@ public class ProjectorConfigTests
         Assert.Contains("mm_projector_type = 'identity'", e.Message);
         Assert.Contains("mm_hidden_size 1024 to hidden_size 4096", e.Message);
     }
+
+    [Fact]
+    public void ToJson_round_trips_with_defaults_written_out()
+    {
+        var c = ProjectorConfig.Parse(PaperJson(kernel: 12, stride: 12));
+        var json = c.ToJson();
+        Assert.Contains("\"mm_vision_multi_level_size\": 4096", json);
+        var back = ProjectorConfig.Parse(json);
+        Assert.Equal(c with { MultiLevelSizeRaw = 4096, NumHeadsRaw = 8 }, back with { Source = c.Source });
+        Assert.Equal(4, back.OutputTokenCount);
+    }
 }

@@ -87,4 +87,11 @@ public class StateDictAndDescribeTests
         Assert.Equal(["0", "2"], none.Modules.Select(r => r.Module)); // stock LLaVA-1.5 keys
         Assert.Equal(8 * 4 + 4 + 4 * 4 + 4, none.MlpParameters);
     }
+
+    [Fact]
+    public void Llm_inference_flops_follow_the_paper_cost_model()
+    {
+        // 2·N·(Q + V): a 7B LLM with 50 text tokens and one visual token.
+        Assert.Equal(2 * 7e9 * 51, Flops.LlmInference(7e9, 50, 1));
+    }
 }
