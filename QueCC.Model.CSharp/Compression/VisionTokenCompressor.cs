@@ -157,10 +157,23 @@ public sealed class QueccCompressor : VisionTokenCompressor
         if (text_projection is not null)
             x = x + text_projection.call(textFeatures!); // (B, N, C) + (B, 1, C): one text vector per image, added to every token
         var q = ToGrid(q_proj.call(x), config.InputGrid); // (B, C, G, G)
-        q = FromGrid(q_downsample.call(q)); // (B, h·h, C)
+        q = FromGrid(Downsample(q)); // (B, h·h, C)
         var k = k_proj.call(imageFeaturesMulti!); // (B, N, C)
         var v = v_proj.call(imageFeaturesMulti!); // (B, N, C)
         return clip_attn.Forward(q, k, v, config.InputGrid, config.OutputGrid); // (B, h·h, C)
+    }
+
+    /// <summary>q_downsample: (B, C, G, G) → (B, C, h, h).</summary>
+    private Tensor Downsample(Tensor q)
+    {
+        if (config.Kernel != config.StrideOrKernel)
+            return q_downsample.call(q);
+        // k = s (the reference setting): patches do not overlap, so the depthwise conv is a per-channel weighted
+        // sum over each k×k patch. libtorch's grouped-conv kernel is several times slower here, mostly in backward.
+        long b = q.shape[0], c = q.shape[1], h = config.OutputGrid, k = config.Kernel;
+        var patches = q.view(b, c, h, k, h, k); // (B, C, i, a, j, c'): pixel (i·k + a, j·k + c')
+        var w = q_downsample.weight!.view(1, c, 1, k, 1, k);
+        return (patches * w).sum([3, 5]) + q_downsample.bias!.view(1, c, 1, 1); // (B, C, h, h)
     }
 }
 
