@@ -1,0 +1,102 @@
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace QueCC.Model.Checkpoints;
+
+/// <summary>
+/// A safetensors checkpoint that may be split into shards: a single <c>.safetensors</c> file, a
+/// <c>model.safetensors.index.json</c> (HF layout: {"metadata": …, "weight_map": {tensor: shard file}}),
+/// or a folder holding either. Shards are opened once and tensors read one at a time.
+/// </summary>
+public sealed class Checkpoint : IDisposable
+{
+    public const string IndexFileName = "model.safetensors.index.json";
+    public const string SingleFileName = "model.safetensors";
+
+    /// <summary>What was opened (file, index or folder), for messages.</summary>
+    public string Source { get; }
+    private readonly Dictionary<string, SafetensorsFile> byTensor = new();
+    private readonly List<SafetensorsFile> files = [];
+
+    private Checkpoint(string source) => Source = source;
+
+    public IEnumerable<string> Keys => byTensor.Keys;
+    public bool Contains(string key) => byTensor.ContainsKey(key);
+    public TensorInfo Info(string key) => FileOf(key).Tensors[key];
+    public Tensor Read(string key) => FileOf(key).Read(key);
+
+    private SafetensorsFile FileOf(string key) =>
+        byTensor.TryGetValue(key, out var f) ? f : throw new KeyNotFoundException($"{Source}: no tensor '{key}'");
+
+    public static Checkpoint Open(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            var index = Path.Combine(path, IndexFileName);
+            var single = Path.Combine(path, SingleFileName);
+            if (File.Exists(index)) return OpenIndex(index);
+            if (File.Exists(single)) return OpenSingle(single);
+            throw new FileNotFoundException($"{path}: folder holds neither {IndexFileName} nor {SingleFileName}");
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: checkpoint not found", path);
+        return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? OpenIndex(path) : OpenSingle(path);
+    }
+
+    private static Checkpoint OpenSingle(string path)
+    {
+        var c = new Checkpoint(path);
+        var f = Safetensors.Open(path);
+        c.files.Add(f);
+        foreach (var k in f.Tensors.Keys) c.byTensor[k] = f;
+        return c;
+    }
+
+    private static Checkpoint OpenIndex(string indexPath)
+    {
+        var c = new Checkpoint(indexPath);
+        try
+        {
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(File.ReadAllBytes(indexPath)); }
+            catch (JsonException e) { throw new CheckpointFormatException($"{indexPath}: index is not valid JSON: {e.Message}"); }
+            using var _ = doc;
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+                throw new CheckpointFormatException($"{indexPath}: index has no 'weight_map' object (tensor name → shard file)");
+            var dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
+            var shards = new Dictionary<string, SafetensorsFile>();
+            foreach (var entry in map.EnumerateObject())
+            {
+                if (entry.Value.ValueKind != JsonValueKind.String)
+                    throw new CheckpointFormatException($"{indexPath}: weight_map['{entry.Name}'] is a {entry.Value.ValueKind}, expected a shard file name");
+                var shard = entry.Value.GetString()!;
+                // Shards live beside the index; a path here would let an index point anywhere on disk.
+                if (shard.Length == 0 || Path.GetFileName(shard) != shard)
+                    throw new CheckpointFormatException($"{indexPath}: weight_map['{entry.Name}'] = '{shard}' is not a plain file name in the index's folder");
+                if (!shards.TryGetValue(shard, out var file))
+                {
+                    var shardPath = Path.Combine(dir, shard);
+                    if (!File.Exists(shardPath))
+                        throw new CheckpointFormatException($"{indexPath}: shard '{shard}' (for tensor '{entry.Name}') does not exist in {dir}");
+                    file = Safetensors.Open(shardPath);
+                    shards[shard] = file;
+                    c.files.Add(file);
+                }
+                if (!file.Tensors.ContainsKey(entry.Name))
+                    throw new CheckpointFormatException($"{indexPath}: weight_map puts tensor '{entry.Name}' in '{shard}', but that shard has no such tensor");
+                c.byTensor[entry.Name] = file;
+            }
+            return c;
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in files) f.Dispose();
+        files.Clear();
+    }
+}

@@ -1,0 +1,284 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QueCC.Model.Checkpoints;
+
+/// <summary>A malformed or inconsistent checkpoint file; the message starts with the file path and names the problem.</summary>
+public class CheckpointFormatException(string message) : IOException(message);
+
+/// <summary>Where one tensor lives: dtype name as in the file, shape, and byte range relative to the data section.</summary>
+public sealed record TensorInfo(string Name, string DType, long[] Shape, long Begin, long End)
+{
+    public long ByteCount => End - Begin;
+}
+
+/// <summary>
+/// The safetensors format: 8-byte little-endian header length n, n bytes of UTF-8 JSON
+/// (name → {dtype, shape, data_offsets: [begin, end)} plus optional "__metadata__": {string: string}),
+/// then the raw little-endian tensor bytes. Offsets are relative to the byte after the header.
+/// </summary>
+public static class Safetensors
+{
+    /// <summary>Same cap as the reference implementation: a header beyond this is a corrupt length field, not a real header.</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    private static readonly (string Name, ScalarType Type, int Size)[] DTypes =
+    [
+        ("F32", ScalarType.Float32, 4), ("F16", ScalarType.Float16, 2), ("BF16", ScalarType.BFloat16, 2),
+        ("F64", ScalarType.Float64, 8), ("I64", ScalarType.Int64, 8), ("I32", ScalarType.Int32, 4),
+        ("U8", ScalarType.Byte, 1), ("BOOL", ScalarType.Bool, 1),
+    ];
+
+    public static IReadOnlyList<string> SupportedDTypes { get; } = DTypes.Select(d => d.Name).ToArray();
+
+    public static bool TryScalarType(string dtype, out ScalarType type, out int elementSize)
+    {
+        foreach (var d in DTypes)
+            if (d.Name == dtype) { type = d.Type; elementSize = d.Size; return true; }
+        type = default; elementSize = 0;
+        return false;
+    }
+
+    public static string DTypeName(ScalarType type)
+    {
+        foreach (var d in DTypes)
+            if (d.Type == type) return d.Name;
+        throw new ArgumentException($"tensor dtype {type} cannot be written to safetensors; supported: {string.Join(", ", SupportedDTypes)}");
+    }
+
+    /// <summary>Opens a file and validates its header; tensors are read one at a time with <see cref="SafetensorsFile.Read"/>.</summary>
+    public static SafetensorsFile Open(string path) => new(path);
+
+    /// <summary>Reads every tensor of one file (for small files; large checkpoints should read by name).</summary>
+    public static Dictionary<string, Tensor> Load(string path)
+    {
+        using var file = Open(path);
+        return file.Tensors.Keys.ToDictionary(k => k, file.Read);
+    }
+
+    /// <summary>
+    /// Writes tensors (any device; copied to CPU contiguous) to <paramref name="path"/> atomically:
+    /// a temporary file in the same folder is written, flushed, then renamed over the target,
+    /// so a failure midway leaves any existing file untouched and no partial file behind.
+    /// </summary>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.ToList();
+        var seen = new HashSet<string>();
+        foreach (var (name, _) in list)
+        {
+            if (name == "__metadata__") throw new ArgumentException($"{path}: tensor name '__metadata__' is reserved by the safetensors format");
+            if (!seen.Add(name)) throw new ArgumentException($"{path}: tensor name '{name}' given twice");
+        }
+
+        using var header = new MemoryStream();
+        using (var json = new Utf8JsonWriter(header))
+        {
+            json.WriteStartObject();
+            if (metadata is not null)
+            {
+                json.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata) json.WriteString(k, v);
+                json.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var (name, t) in list)
+            {
+                var dtype = DTypeName(t.dtype);
+                long bytes = t.numel() * t.ElementSize;
+                json.WriteStartObject(name);
+                json.WriteString("dtype", dtype);
+                json.WriteStartArray("shape");
+                foreach (var d in t.shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset + bytes);
+                json.WriteEndArray();
+                json.WriteEndObject();
+                offset += bytes;
+            }
+            json.WriteEndObject();
+        }
+        // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
+        while (header.Length % 8 != 0) header.WriteByte((byte)' ');
+
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                Span<byte> len = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+                fs.Write(len);
+                header.Position = 0;
+                header.CopyTo(fs);
+                foreach (var (_, t) in list)
+                {
+                    if (t.numel() == 0) continue;
+                    using var c = t.detach().cpu().contiguous();
+                    c.WriteBytesToStream(fs, 1 << 20);
+                }
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+    }
+}
+
+/// <summary>
+/// One open safetensors file with a validated header. Reading a tensor seeks to its bytes and reads just
+/// those into a fresh tensor, so a multi-GB checkpoint never sits in memory twice.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    public string Path { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>Tensor entries in header order.</summary>
+    public IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
+    private readonly long dataStart;
+    private readonly FileStream stream;
+
+    internal SafetensorsFile(string path)
+    {
+        Path = path;
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: safetensors file not found", path);
+        stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        try
+        {
+            (Metadata, Tensors, dataStart) = ReadHeader();
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    private CheckpointFormatException Bad(string problem) => new($"{Path}: {problem}");
+
+    private (Dictionary<string, string>, Dictionary<string, TensorInfo>, long) ReadHeader()
+    {
+        long fileLength = stream.Length;
+        if (fileLength < 8) throw Bad($"file is {fileLength} bytes, too short for the 8-byte header length (truncated or not safetensors)");
+        Span<byte> lenBytes = stackalloc byte[8];
+        stream.ReadExactly(lenBytes);
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+        if (n > (ulong)Safetensors.MaxHeaderBytes)
+            throw Bad($"header length {n} is too large (limit {Safetensors.MaxHeaderBytes} bytes; corrupt length field or not safetensors)");
+        if ((long)n > fileLength - 8)
+            throw Bad($"header length {n} reaches beyond the end of the file ({fileLength} bytes; truncated or corrupt length field)");
+        if (n < 2) throw Bad($"header length {n} is too small for a JSON object");
+        var headerBytes = new byte[n];
+        stream.ReadExactly(headerBytes);
+        long dataLength = fileLength - 8 - (long)n;
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(headerBytes);
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException or DecoderFallbackException)
+        {
+            throw Bad($"header is not valid JSON: {e.Message}");
+        }
+        using var _ = doc;
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad($"header JSON is a {doc.RootElement.ValueKind}, expected an object of tensor entries");
+
+        var metadata = new Dictionary<string, string>();
+        var tensors = new Dictionary<string, TensorInfo>();
+        foreach (var entry in doc.RootElement.EnumerateObject())
+        {
+            if (entry.Name == "__metadata__")
+            {
+                if (entry.Value.ValueKind != JsonValueKind.Object) throw Bad("__metadata__ must be an object of string values");
+                foreach (var m in entry.Value.EnumerateObject())
+                {
+                    if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"__metadata__['{m.Name}'] is a {m.Value.ValueKind}, expected a string");
+                    metadata[m.Name] = m.Value.GetString()!;
+                }
+                continue;
+            }
+            if (tensors.ContainsKey(entry.Name)) throw Bad($"tensor '{entry.Name}' appears twice in the header");
+            tensors[entry.Name] = ParseEntry(entry.Name, entry.Value, dataLength);
+        }
+
+        // Overlapping byte ranges would make two tensors alias the same bytes: reject, like the reference reader.
+        TensorInfo? prev = null;
+        foreach (var t in tensors.Values.Where(t => t.ByteCount > 0).OrderBy(t => t.Begin))
+        {
+            if (prev is not null && t.Begin < prev.End)
+                throw Bad($"tensors '{prev.Name}' data_offsets [{prev.Begin}, {prev.End}] and '{t.Name}' [{t.Begin}, {t.End}] overlap");
+            prev = t;
+        }
+        return (metadata, tensors, 8 + (long)n);
+    }
+
+    private TensorInfo ParseEntry(string name, JsonElement e, long dataLength)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw Bad($"tensor '{name}' entry is a {e.ValueKind}, expected {{dtype, shape, data_offsets}}");
+        if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String) throw Bad($"tensor '{name}' has no string 'dtype'");
+        var dtype = dt.GetString()!;
+        if (!Safetensors.TryScalarType(dtype, out _, out var elementSize))
+            throw Bad($"tensor '{name}' has unknown dtype '{dtype}'; supported: {string.Join(", ", Safetensors.SupportedDTypes)}");
+        if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw Bad($"tensor '{name}' has no 'shape' array");
+        var shape = new List<long>();
+        foreach (var d in sh.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var v) || v < 0) throw Bad($"tensor '{name}' shape {sh.GetRawText()} has an entry that is not a non-negative integer");
+            shape.Add(v);
+        }
+        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+            throw Bad($"tensor '{name}' has no 'data_offsets' [begin, end] pair");
+        if (!off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin)
+            throw Bad($"tensor '{name}' data_offsets {off.GetRawText()} are not integers with 0 ≤ begin ≤ end");
+        long expected;
+        try
+        {
+            expected = checked(shape.Aggregate(1L, (a, b) => a * b) * elementSize);
+        }
+        catch (OverflowException)
+        {
+            throw Bad($"tensor '{name}' shape {sh.GetRawText()} overflows a 64-bit byte count");
+        }
+        if (end - begin != expected)
+            throw Bad($"tensor '{name}' is {dtype} with shape [{string.Join(", ", shape)}], which needs {expected} bytes, but data_offsets [{begin}, {end}] span {end - begin} (shape/byte-count mismatch)");
+        if (end > dataLength)
+            throw Bad($"tensor '{name}' data_offsets [{begin}, {end}] lie outside the data section of {dataLength} bytes (file truncated or offsets wrong)");
+        return new TensorInfo(name, dtype, shape.ToArray(), begin, end);
+    }
+
+    /// <summary>Reads one tensor (CPU) by seeking to its bytes.</summary>
+    public Tensor Read(string name)
+    {
+        if (!Tensors.TryGetValue(name, out var info))
+            throw new KeyNotFoundException($"{Path}: no tensor '{name}' (the file has {Tensors.Count} tensors)");
+        Safetensors.TryScalarType(info.DType, out var type, out _);
+        var t = torch.empty(info.Shape, dtype: type, device: CPU);
+        if (info.ByteCount == 0) return t;
+        try
+        {
+            stream.Position = dataStart + info.Begin;
+            t.ReadBytesFromStream(stream, (int)Math.Min(info.ByteCount, 1 << 20));
+        }
+        catch (EndOfStreamException)
+        {
+            t.Dispose();
+            throw Bad($"tensor '{name}' ends past the end of the file (file truncated while open?)");
+        }
+        return t;
+    }
+
+    public void Dispose() => stream.Dispose();
+}

@@ -1,0 +1,280 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using QueCC.Model.Checkpoints;
+using QueCC.Model.Clip;
+using QueCC.Model.Compression;
+using QueCC.Model.Generation;
+using QueCC.Model.Qwen2;
+using QueCC.Model.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QueCC.Model.Llava;
+
+/// <summary>The LLaVA-specific keys of a checkpoint's config.json (besides the LLM's keys and the projector's mm_* keys).</summary>
+public sealed record LlavaSettings
+{
+    /// <summary>Where the reference loads the tower from (a HF id); informational here, the tower lives in its own folder.</summary>
+    [JsonPropertyName("mm_vision_tower")] public string? VisionTower { get; init; }
+    [JsonPropertyName("mm_vision_select_layer")] public int SelectLayer { get; init; } = -2;
+    [JsonPropertyName("mm_vision_select_feature")] public string SelectFeature { get; init; } = "patch";
+    /// <summary>CLIP hidden-state indices QueCC concatenates; the reference hard-codes 12, 16, 22, 23.</summary>
+    [JsonPropertyName("mm_vision_multi_level_layers")] public int[]? MultiLevelLayers { get; init; }
+    [JsonPropertyName("image_aspect_ratio")] public string ImageAspectRatio { get; init; } = "pad";
+    /// <summary>qwen_1_5 or vicuna_v1; absent → from model_type.</summary>
+    [JsonPropertyName("conversation_template")] public string? ConversationTemplate { get; init; }
+
+    [JsonIgnore] public IReadOnlyList<int> Layers => MultiLevelLayers ?? ClipFeatures.QueccMultiLevelLayers.ToArray();
+
+    public ImageAspectMode AspectMode(string source) => ImageAspectRatio switch
+    {
+        "pad" => ImageAspectMode.Pad,
+        "square" or "resize" or "crop" => ImageAspectMode.CenterCrop,
+        _ => throw new InvalidDataException($"{source}: image_aspect_ratio '{ImageAspectRatio}' is not supported; expected pad or square (QueCC rejects anyres)"),
+    };
+}
+
+/// <summary>Everything config.json of a LLaVA checkpoint folder says, parsed by the three owners of its keys.</summary>
+public sealed record LlavaConfig(DecoderConfig Text, ProjectorConfig Projector, LlavaSettings Settings, string Source)
+{
+    public ConversationStyle Style => Settings.ConversationTemplate is { } t ? Conversation.ParseStyle(t) : Conversation.ForModelType(Text.ModelType);
+
+    public static LlavaConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: LLaVA config.json not found", path);
+        var json = File.ReadAllText(path);
+        var text = DecoderConfig.FromJson(json, path);
+        var projector = ProjectorConfig.Parse(json, path);
+        LlavaSettings settings;
+        try { settings = JsonSerializer.Deserialize<LlavaSettings>(json) ?? new LlavaSettings(); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: bad LLaVA setting ({e.Message})"); }
+        if (projector.LlmHidden != text.HiddenSize)
+            throw new InvalidDataException($"{path}: hidden_size {text.HiddenSize} of the LLM differs from the projector's output width {projector.LlmHidden}");
+        return new LlavaConfig(text, projector, settings, path);
+    }
+
+    /// <summary>One JSON object: LLM keys, then mm_* projector keys, then LLaVA settings (as the reference's config.json).</summary>
+    public string ToJson()
+    {
+        var obj = JsonNode.Parse(Text.ToJson())!.AsObject();
+        foreach (var part in new[] { Projector.ToJson(), JsonSerializer.Serialize(Settings, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull }) })
+            foreach (var (k, v) in JsonNode.Parse(part)!.AsObject())
+                obj[k] = v?.DeepClone();
+        obj["architectures"] = new JsonArray(Text.ModelType == "llama" ? "LlavaLlamaForCausalLM" : "LlavaQwen2ForCausalLM");
+        return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}
+
+/// <summary>One training/eval example: an image and (user, assistant) turns; the first user turn holds the &lt;image&gt; placeholder.</summary>
+public sealed record LlavaSample(Tensor Pixels, IReadOnlyList<(string User, string? Assistant)> Turns);
+
+/// <summary>A right-padded batch ready for the LLM: (B, L, D) embeddings, (B, L) mask, (B, L) labels (−100 = no loss).</summary>
+public sealed record LlavaBatch(Tensor InputsEmbeds, Tensor AttentionMask, Tensor Labels);
+
+/// <summary>
+/// LLaVA-1.5 with a QueCC (or baseline) compressor: CLIP tower → feature selection → compressor + MLP projector →
+/// visual tokens spliced into the LLM's input at the &lt;image&gt; placeholder.
+/// Checkpoint keys: the LLM's (<c>model.*</c>, <c>lm_head.weight</c>) and <c>model.mm_projector.*</c>; the tower has its own folder with <c>vision_model.*</c>.
+/// </summary>
+public sealed class LlavaModel : IDisposable
+{
+    /// <summary>LLaVA's IMAGE_TOKEN_INDEX: the placeholder id that tokenizer_image_token puts where &lt;image&gt; was.</summary>
+    public const int ImageTokenIndex = -200;
+    public const string ImagePlaceholder = "<image>";
+    public const int IgnoreIndex = -100;
+    public const string ProjectorPrefix = "model.mm_projector.";
+
+    public LlavaConfig Config { get; }
+    public ClipVisionModel VisionTower { get; }
+    public Qwen2ForCausalLM Llm { get; }
+    public MultimodalProjector Projector { get; }
+    public ChatTokenizer? Tokenizer { get; init; }
+
+    public LlavaModel(LlavaConfig config, ClipVisionConfig vision, Device? device = null)
+    {
+        Config = config;
+        if (config.Projector.Width != vision.HiddenSize)
+            throw new InvalidDataException($"{config.Source}: mm_hidden_size {config.Projector.Width} differs from the vision tower's hidden_size {vision.HiddenSize}");
+        if (config.Projector.InputTokenCount is { } n && n != vision.NumPatches)
+            throw new InvalidDataException($"{config.Source}: mm_vision_output_token_count {n} differs from the tower's {vision.NumPatches} patches");
+        if (config.Projector.NeedsMultiLevel && config.Projector.MultiLevelSize != vision.HiddenSize * config.Settings.Layers.Count)
+            throw new InvalidDataException($"{config.Source}: mm_vision_multi_level_size {config.Projector.MultiLevelSize} ≠ {vision.HiddenSize} × {config.Settings.Layers.Count} multi-level layers");
+        if (config.Projector.NeedsText && config.Projector.TextSize != config.Text.HiddenSize)
+            throw new InvalidDataException($"{config.Source}: mm_vision_output_text_embedding_size {config.Projector.TextSize} must equal the LLM hidden_size {config.Text.HiddenSize} (the query embedding is the LLM's hidden state)");
+        VisionTower = new ClipVisionModel(vision, device);
+        Llm = new Qwen2ForCausalLM(config.Text, device);
+        Projector = new MultimodalProjector(config.Projector, device);
+    }
+
+    public ClipImageProcessorConfig ImageProcessorConfig => ClipImageProcessorConfig.ForImageSize(VisionTower.Config.ImageSize);
+
+    public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
+
+    /// <summary>LLM + projector tensors under their checkpoint names.</summary>
+    public IEnumerable<(string Key, Tensor Tensor)> LanguageStateDict() =>
+        Llm.state_dict().Select(kv => (kv.Key, kv.Value))
+           .Concat(Projector.state_dict().Select(kv => (ProjectorPrefix + kv.Key, kv.Value)));
+
+    /// <summary>
+    /// The QueCC text query: the LLM's last-layer (final-norm) hidden state at the last non-padding token of each
+    /// tokenized user query, without gradient. (B, 1, D).
+    /// </summary>
+    public Tensor QueryEmbedding(IReadOnlyList<IReadOnlyList<int>> queryIds)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var dev = Llm.parameters().First().device;
+        int b = queryIds.Count, len = Math.Max(1, queryIds.Max(q => q.Count));
+        var ids = new long[b, len];
+        var mask = new long[b, len];
+        var last = new long[b];
+        for (int i = 0; i < b; i++)
+        {
+            if (queryIds[i].Count == 0) throw new ArgumentException($"sample {i}: the user query is empty; QueCC needs query text");
+            for (int j = 0; j < queryIds[i].Count; j++) { ids[i, j] = queryIds[i][j]; mask[i, j] = 1; }
+            last[i] = queryIds[i].Count - 1;
+        }
+        var hidden = Llm.Forward(inputIds: torch.tensor(ids, device: dev), attentionMask: torch.tensor(mask, device: dev)).LastHiddenState; // (B, L, D)
+        var idx = torch.tensor(last, device: dev).view(b, 1, 1).expand(b, 1, hidden.shape[2]);
+        return hidden.gather(1, idx).MoveToOuterDisposeScope(); // (B, 1, D)
+    }
+
+    /// <summary>Visual tokens (B, V, D) for preprocessed images (B, 3, S, S) and, for QueCC, the query embedding (B, 1, D).</summary>
+    public Tensor EncodeImages(Tensor pixels, Tensor? queryEmbedding = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        ClipVisionOutput outp;
+        using (torch.no_grad()) outp = VisionTower.ForwardAll(pixels); // the tower is frozen in both stages
+        if (Config.Settings.SelectFeature != "patch")
+            throw new InvalidDataException($"{Config.Source}: mm_vision_select_feature '{Config.Settings.SelectFeature}' is not supported; expected patch");
+        var x = ClipFeatures.Select(outp.HiddenStates, Config.Settings.SelectLayer);                                            // (B, N, C)
+        var multi = Config.Projector.NeedsMultiLevel ? ClipFeatures.MultiLevel(outp.HiddenStates, Config.Settings.Layers) : null; // (B, N, C·L)
+        var p = Projector.parameters().FirstOrDefault();
+        if (p is not null) { x = x.to_type(p.dtype); multi = multi?.to_type(p.dtype); queryEmbedding = queryEmbedding?.to_type(p.dtype); }
+        return Projector.Forward(x, multi, Config.Projector.NeedsText ? queryEmbedding : null).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>LLaVA's tokenizer_image_token: text chunks around each &lt;image&gt; tokenized separately, joined by <see cref="ImageTokenIndex"/>; BOS first where the tokenizer has one.</summary>
+    public static List<int> TokenizeWithImage(ChatTokenizer tok, string text)
+    {
+        var ids = new List<int>();
+        if (tok.BosTokenId is { } bos) ids.Add(bos);
+        var chunks = text.Split(ImagePlaceholder);
+        for (int i = 0; i < chunks.Length; i++)
+        {
+            if (i > 0) ids.Add(ImageTokenIndex);
+            if (chunks[i].Length > 0) ids.AddRange(tok.Encode(chunks[i]));
+        }
+        return ids;
+    }
+
+    /// <summary>The question QueCC conditions on: the first user turn without the placeholder.</summary>
+    public static string QueryText(string firstUserTurn) => firstUserTurn.Replace(ImagePlaceholder, "").Trim();
+
+    private ChatTokenizer Tok => Tokenizer ?? throw new InvalidOperationException("this model was built without a tokenizer");
+
+    /// <summary>
+    /// Token ids and labels of each sample (assistant answers supervised, everything else −100), visual tokens spliced
+    /// in, right-padded. Throws when a sample's number of &lt;image&gt; placeholders differs from its one image.
+    /// </summary>
+    public LlavaBatch Prepare(IReadOnlyList<LlavaSample> samples)
+    {
+        if (samples.Count == 0) throw new ArgumentException("empty batch");
+        using var scope = torch.NewDisposeScope();
+        var tok = Tok;
+        var idsPerSample = new List<List<int>>();
+        var labelsPerSample = new List<List<int>>();
+        for (int s = 0; s < samples.Count; s++)
+        {
+            var ids = new List<int>();
+            var labels = new List<int>();
+            if (tok.BosTokenId is { } bos) { ids.Add(bos); labels.Add(IgnoreIndex); }
+            foreach (var seg in Conversation.Render(Config.Style, samples[s].Turns))
+            {
+                var chunk = TokenizeWithImage(tok, seg.Text);
+                if (tok.BosTokenId is not null) chunk.RemoveAt(0);
+                ids.AddRange(chunk);
+                labels.AddRange(chunk.Select(t => seg.Supervised && t != ImageTokenIndex ? t : IgnoreIndex));
+            }
+            idsPerSample.Add(ids);
+            labelsPerSample.Add(labels);
+        }
+        var pixels = torch.stack(samples.Select(s => s.Pixels).ToArray());
+        var query = Config.Projector.NeedsText
+            ? QueryEmbedding(samples.Select(s => (IReadOnlyList<int>)tok.Encode(QueryText(s.Turns[0].User))).ToList())
+            : null;
+        var visual = EncodeImages(pixels.to(VisionTower.parameters().First().device), query); // (B, V, D)
+        var batch = Splice(idsPerSample, labelsPerSample, visual);
+        return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Replaces each sample's single <see cref="ImageTokenIndex"/> by its V visual tokens and right-pads.</summary>
+    public LlavaBatch Splice(IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, Tensor visual)
+    {
+        using var scope = torch.NewDisposeScope();
+        int b = ids.Count;
+        if (visual.shape[0] != b) throw new ArgumentException($"{visual.shape[0]} images for {b} samples");
+        var dev = visual.device;
+        var embeds = new List<Tensor>();
+        var labs = new List<long[]>();
+        for (int s = 0; s < b; s++)
+        {
+            int placeholders = ids[s].Count(t => t == ImageTokenIndex);
+            if (placeholders != 1)
+                throw new ArgumentException($"sample {s}: the prompt has {placeholders} {ImagePlaceholder} placeholders but 1 image was given (QueCC takes exactly one image per sample)");
+            int at = ids[s].IndexOf(ImageTokenIndex);
+            Tensor Embed(IEnumerable<int> t) => Llm.EmbedTokens(torch.tensor(t.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: dev)).to_type(visual.dtype); // (T, D)
+            var v = visual[s];                                                                                      // (V, D)
+            embeds.Add(torch.cat(new[] { Embed(ids[s].Take(at)), v, Embed(ids[s].Skip(at + 1)) }, 0));             // (L_s, D)
+            labs.Add(labels[s].Take(at).Select(l => (long)l)
+                .Concat(Enumerable.Repeat((long)IgnoreIndex, (int)v.shape[0]))
+                .Concat(labels[s].Skip(at + 1).Select(l => (long)l)).ToArray());
+        }
+        long maxLen = embeds.Max(e => e.shape[0]), d = visual.shape[2];
+        var x = torch.zeros(b, maxLen, d, dtype: visual.dtype, device: dev);
+        var mask = torch.zeros(b, maxLen, dtype: ScalarType.Int64, device: dev);
+        var lab = torch.full(b, maxLen, IgnoreIndex, dtype: ScalarType.Int64, device: dev);
+        for (int s = 0; s < b; s++)
+        {
+            long n = embeds[s].shape[0];
+            x[s].narrow(0, 0, n).copy_(embeds[s]);
+            mask[s].narrow(0, 0, n).fill_(1);
+            lab[s].narrow(0, 0, n).copy_(torch.tensor(labs[s], device: dev));
+        }
+        return new LlavaBatch(x.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Mean next-token cross-entropy over supervised positions (HF shift: position t predicts label t+1).</summary>
+    public Tensor Loss(LlavaBatch batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = Llm.Forward(inputsEmbeds: batch.InputsEmbeds, attentionMask: batch.AttentionMask).Logits; // (B, L, V)
+        long l = logits.shape[1];
+        var pred = logits.narrow(1, 0, l - 1).reshape(-1, logits.shape[2]).to_type(ScalarType.Float32);
+        var target = batch.Labels.narrow(1, 1, l - 1).reshape(-1);
+        return nn.functional.cross_entropy(pred, target, ignore_index: IgnoreIndex).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Answers one question about one image (batch of one; the prompt gets "&lt;image&gt;\n" in front when it has no placeholder).</summary>
+    public string Answer(RgbImage image, string question, GenerationOptions options)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var tok = Tok;
+        var user = question.Contains(ImagePlaceholder) ? question : ImagePlaceholder + "\n" + question;
+        var ids = TokenizeWithImage(tok, Conversation.Prompt(Config.Style, user));
+        var pixels = ClipImageProcessor.Preprocess(image, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig).unsqueeze(0)
+            .to(VisionTower.parameters().First().device);
+        var query = Config.Projector.NeedsText ? QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode(QueryText(user)) }) : null;
+        var visual = EncodeImages(pixels, query);
+        var batch = Splice(new[] { ids }, new[] { ids.Select(_ => IgnoreIndex).ToList() }, visual);
+        var stops = new HashSet<int>(options.StopTokenIds);
+        if (tok.EosTokenId is { } eos) stops.Add(eos);
+        foreach (var s in Conversation.StopStrings(Config.Style)) if (tok.TokenToId(s) is { } id) stops.Add(id);
+        var result = TextGenerator.GenerateFromEmbeds(Llm, batch.InputsEmbeds.to_type(Llm.parameters().First().dtype), options with { StopTokenIds = stops });
+        return tok.Decode(result.Tokens).Trim();
+    }
+
+    public void Dispose() { VisionTower.Dispose(); Llm.Dispose(); Projector.Dispose(); }
+}

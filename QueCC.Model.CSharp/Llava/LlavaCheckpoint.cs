@@ -1,0 +1,166 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using QueCC.Model.Checkpoints;
+using QueCC.Model.Clip;
+using QueCC.Model.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QueCC.Model.Llava;
+
+/// <summary>
+/// Checkpoint folders. Model folder: config.json (LLM keys + mm_* keys + LLaVA settings), model.safetensors or
+/// model-0000i-of-0000n.safetensors + model.safetensors.index.json, tokenizer files. Vision tower folder
+/// (default <c>vision_tower/</c> inside the model folder): config.json (CLIPVisionConfig) + model.safetensors with <c>vision_model.*</c>.
+/// </summary>
+public static class LlavaCheckpoint
+{
+    public const string VisionTowerFolder = "vision_tower";
+    /// <summary>Where LLaVA's own saves keep the tower inside the model checkpoint.</summary>
+    public const string EmbeddedTowerPrefix = "model.vision_tower.vision_tower.";
+
+    public static ScalarType ParseDType(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "float32" or "f32" or "fp32" => ScalarType.Float32,
+        "float16" or "f16" or "fp16" => ScalarType.Float16,
+        "bfloat16" or "bf16" => ScalarType.BFloat16,
+        _ => throw new ArgumentException($"dtype '{name}': expected float32, float16 or bfloat16"),
+    };
+
+    private static string DTypeJsonName(ScalarType t) => t switch
+    {
+        ScalarType.Float16 => "float16", ScalarType.BFloat16 => "bfloat16", _ => "float32",
+    };
+
+    /// <summary>Writes the model folder (and the tower into <c>vision_tower/</c>). Shards when the tensors exceed <paramref name="maxShardBytes"/> (0 = one file).</summary>
+    public static void Save(LlavaModel model, string dir, ScalarType dtype = ScalarType.Float32, long maxShardBytes = 0, string? visionTowerDir = null)
+    {
+        Directory.CreateDirectory(dir);
+        var cfg = model.Config with { Text = model.Config.Text with { TorchDtype = DTypeJsonName(dtype) } };
+        File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJson());
+        WriteTensors(dir, model.LanguageStateDict().ToList(), dtype, maxShardBytes);
+        SaveVisionTower(model.VisionTower, visionTowerDir ?? Path.Combine(dir, VisionTowerFolder), dtype);
+    }
+
+    public static void SaveVisionTower(ClipVisionModel tower, string dir, ScalarType dtype = ScalarType.Float32)
+    {
+        Directory.CreateDirectory(dir);
+        var obj = JsonNode.Parse(JsonSerializer.Serialize(tower.Config))!.AsObject();
+        obj["model_type"] = "clip_vision_model";
+        obj["torch_dtype"] = DTypeJsonName(dtype);
+        File.WriteAllText(Path.Combine(dir, "config.json"), obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        WriteTensors(dir, tower.state_dict().Select(kv => (kv.Key, kv.Value)).ToList(), dtype, 0);
+    }
+
+    private static void WriteTensors(string dir, List<(string Key, Tensor Tensor)> tensors, ScalarType dtype, long maxShardBytes)
+    {
+        using var scope = torch.NewDisposeScope();
+        var converted = tensors.Select(t => new KeyValuePair<string, Tensor>(t.Key, t.Tensor.detach().to_type(dtype))).ToList();
+        var meta = new Dictionary<string, string> { ["format"] = "pt" };
+        long total = converted.Sum(t => t.Value.numel() * t.Value.ElementSize);
+        foreach (var stale in Directory.EnumerateFiles(dir, "model*.safetensors").Concat(Directory.EnumerateFiles(dir, Checkpoint.IndexFileName)))
+            File.Delete(stale);
+        if (maxShardBytes <= 0 || total <= maxShardBytes)
+        {
+            Safetensors.Write(Path.Combine(dir, Checkpoint.SingleFileName), converted, meta);
+            return;
+        }
+        var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
+        long size = 0;
+        foreach (var t in converted)
+        {
+            long bytes = t.Value.numel() * t.Value.ElementSize;
+            if (size > 0 && size + bytes > maxShardBytes) { shards.Add(new()); size = 0; }
+            shards[^1].Add(t);
+            size += bytes;
+        }
+        var weightMap = new JsonObject();
+        for (int i = 0; i < shards.Count; i++)
+        {
+            var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            Safetensors.Write(Path.Combine(dir, name), shards[i], meta);
+            foreach (var t in shards[i]) weightMap[t.Key] = name;
+        }
+        var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
+        File.WriteAllText(Path.Combine(dir, Checkpoint.IndexFileName), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>
+    /// Loads a model folder. The tower comes from <paramref name="visionTowerDir"/>, else the folder's
+    /// <c>vision_tower/</c>, else tensors under <c>model.vision_tower.vision_tower.</c> in the model checkpoint.
+    /// Loading is strict: every module tensor must be present with its shape; the message lists what is not.
+    /// </summary>
+    public static LlavaModel Load(string modelDir, string? visionTowerDir = null, Device? device = null)
+    {
+        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
+        var cfg = LlavaConfig.Load(Path.Combine(modelDir, "config.json"));
+        using var ckpt = Checkpoint.Open(modelDir);
+        string? towerDir = visionTowerDir ?? (Directory.Exists(Path.Combine(modelDir, VisionTowerFolder)) ? Path.Combine(modelDir, VisionTowerFolder) : null);
+        bool embedded = towerDir is null && ckpt.Keys.Any(k => k.StartsWith(EmbeddedTowerPrefix, StringComparison.Ordinal));
+        if (towerDir is null && !embedded)
+            throw new FileNotFoundException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint");
+        if (visionTowerDir is not null && !Directory.Exists(visionTowerDir)) throw new DirectoryNotFoundException($"{visionTowerDir}: vision tower folder not found");
+        var visionCfg = towerDir is not null ? ClipVisionConfig.Load(Path.Combine(towerDir, "config.json")) : PresetsVisionFor(cfg);
+        var tokenizer = HasTokenizer(modelDir) ? ChatTokenizer.Load(modelDir) : null;
+        var model = new LlavaModel(cfg, visionCfg, device) { Tokenizer = tokenizer };
+        try
+        {
+            // LLaVA saves may also hold the tower; those keys belong to the tower loader, not the LLM.
+            LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal));
+            if (towerDir is not null)
+            {
+                using var towerCkpt = Checkpoint.Open(towerDir);
+                LoadVisionTower(model.VisionTower, towerCkpt, "");
+            }
+            else LoadVisionTower(model.VisionTower, ckpt, EmbeddedTowerPrefix);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.Eval();
+        return model;
+    }
+
+    private static ClipVisionConfig PresetsVisionFor(LlavaConfig cfg) =>
+        cfg.Projector.Width == 1024 ? Presets.Presets.ClipVitL336
+        : throw new InvalidDataException($"{cfg.Source}: the tower is embedded in the checkpoint but its config is unknown for mm_hidden_size {cfg.Projector.Width}; pass a vision tower folder");
+
+    private static bool HasTokenizer(string dir) =>
+        File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));
+
+    /// <summary>Loads <c>vision_model.*</c>; a full CLIP checkpoint's text tower, projections, logit_scale and position_ids are skipped.</summary>
+    public static void LoadVisionTower(ClipVisionModel tower, Checkpoint ckpt, string prefix)
+    {
+        bool Ignored(string k) =>
+            !k.StartsWith(prefix + "vision_model.", StringComparison.Ordinal) || k.EndsWith("embeddings.position_ids", StringComparison.Ordinal);
+        LoadStrict(tower.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, Ignored);
+    }
+
+    /// <summary>Copies checkpoint tensors into module tensors by name (converting dtype); all mismatches are reported at once, before anything is copied.</summary>
+    public static void LoadStrict(IEnumerable<(string Key, Tensor Target)> targets, Checkpoint ckpt, Func<string, bool> ignore)
+    {
+        var list = targets.ToList();
+        var wanted = list.Select(t => t.Key).ToHashSet();
+        var missing = list.Where(t => !ckpt.Contains(t.Key)).Select(t => t.Key).ToList();
+        var unexpected = ckpt.Keys.Where(k => !wanted.Contains(k) && !ignore(k)).OrderBy(k => k).ToList();
+        var mismatched = list.Where(t => ckpt.Contains(t.Key) && !ckpt.Info(t.Key).Shape.SequenceEqual(t.Target.shape))
+            .Select(t => $"{t.Key}: checkpoint ({string.Join(", ", ckpt.Info(t.Key).Shape)}) vs module ({string.Join(", ", t.Target.shape)})").ToList();
+        if (missing.Count + unexpected.Count + mismatched.Count > 0)
+        {
+            static string Few(List<string> xs) => string.Join(", ", xs.Take(10)) + (xs.Count > 10 ? $", … ({xs.Count - 10} more)" : "");
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing {missing.Count}: {Few(missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {Few(unexpected)}");
+            if (mismatched.Count > 0) parts.Add($"shape mismatch {mismatched.Count}: {Few(mismatched)}");
+            throw new StateDictMismatchException($"{ckpt.Source}: checkpoint does not match the model; {string.Join("; ", parts)}", missing, unexpected, mismatched);
+        }
+        using var _ = torch.no_grad();
+        foreach (var (key, target) in list)
+        {
+            using var src = ckpt.Read(key);
+            target.copy_(src);
+        }
+    }
+}

@@ -1,0 +1,394 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace QueCC.Model.Qwen2;
+
+/// <summary>Fields shared by HF Qwen2Config and LlamaConfig; one decoder implementation serves both (they differ in qkv bias and defaults).</summary>
+public abstract record DecoderConfig
+{
+    [JsonPropertyName("model_type")] public string ModelType { get; init; } = "";
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; }
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; }
+    [JsonPropertyName("num_hidden_layers")] public int NumHiddenLayers { get; init; }
+    [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; init; }
+    /// <summary>Null in old Llama configs, meaning plain multi-head attention.</summary>
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "silu";
+    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; }
+    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; init; } = 1e-6;
+    [JsonPropertyName("rope_theta")] public double RopeTheta { get; init; } = 10000.0;
+    [JsonPropertyName("rope_scaling")] public JsonElement? RopeScaling { get; init; }
+    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; }
+    [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
+    [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(IntOrIntArrayConverter))] public int[]? EosTokenId { get; init; }
+
+    /// <summary>Whether q/k/v projections carry a bias (always for Qwen2, <c>attention_bias</c> for Llama).</summary>
+    [JsonIgnore] public abstract bool QkvBias { get; }
+    [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
+    [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
+
+    public DecoderConfig Validate(string source = "decoder config")
+    {
+        void Positive(string key, int v) { if (v <= 0) throw new InvalidDataException($"{source}: {key} must be a positive integer, got {v}"); }
+        Positive("vocab_size", VocabSize); Positive("hidden_size", HiddenSize); Positive("intermediate_size", IntermediateSize);
+        Positive("num_hidden_layers", NumHiddenLayers); Positive("num_attention_heads", NumAttentionHeads); Positive("num_key_value_heads", KeyValueHeads);
+        if (HiddenSize % NumAttentionHeads != 0)
+            throw new InvalidDataException($"{source}: hidden_size {HiddenSize} must be divisible by num_attention_heads {NumAttentionHeads}");
+        if (HeadDim % 2 != 0)
+            throw new InvalidDataException($"{source}: head dim hidden_size/num_attention_heads = {HeadDim} must be even for RoPE");
+        if (NumAttentionHeads % KeyValueHeads != 0)
+            throw new InvalidDataException($"{source}: num_attention_heads {NumAttentionHeads} must be a multiple of num_key_value_heads {KeyValueHeads}");
+        if (HiddenAct != "silu")
+            throw new InvalidDataException($"{source}: hidden_act '{HiddenAct}' is not supported; expected silu");
+        if (RopeScaling is { ValueKind: not JsonValueKind.Null })
+            throw new InvalidDataException($"{source}: rope_scaling is not supported; expected null or absent");
+        return this;
+    }
+
+    /// <summary>Parses a HF config.json; <c>model_type</c> picks the record (qwen2 / llama, and LLaVA's llava_qwen2 / llava_llama / llava).</summary>
+    public static DecoderConfig FromJson(string json, string source = "config.json")
+    {
+        JsonElement root;
+        try { root = JsonDocument.Parse(json).RootElement; }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})"); }
+        string modelType = root.TryGetProperty("model_type", out var mt) && mt.ValueKind == JsonValueKind.String ? mt.GetString()! : "";
+        DecoderConfig? cfg = modelType switch
+        {
+            "qwen2" or "llava_qwen2" or "llava_qwen" => root.Deserialize<Qwen2Config>(),
+            "llama" or "llava_llama" or "llava" => root.Deserialize<LlamaConfig>(),
+            _ => throw new InvalidDataException($"{source}: model_type '{modelType}' is not supported; expected qwen2, llama, llava_qwen2 or llava_llama"),
+        };
+        return cfg!.Validate(source);
+    }
+
+    public static DecoderConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: decoder config file not found", path);
+        return FromJson(File.ReadAllText(path), path);
+    }
+
+    public string ToJson() => JsonSerializer.Serialize<object>(this, new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+}
+
+/// <summary>HF Qwen2Config (Qwen1.5 checkpoints use it), with HF's defaults.</summary>
+public sealed record Qwen2Config : DecoderConfig
+{
+    public Qwen2Config()
+    {
+        ModelType = "qwen2"; VocabSize = 151936; HiddenSize = 4096; IntermediateSize = 22016; NumHiddenLayers = 32;
+        NumAttentionHeads = 32; NumKeyValueHeads = 32; MaxPositionEmbeddings = 32768; RmsNormEps = 1e-6; RopeTheta = 10000.0;
+    }
+
+    public override bool QkvBias => true;
+}
+
+/// <summary>HF LlamaConfig (Vicuna), with HF's defaults.</summary>
+public sealed record LlamaConfig : DecoderConfig
+{
+    public LlamaConfig()
+    {
+        ModelType = "llama"; VocabSize = 32000; HiddenSize = 4096; IntermediateSize = 11008; NumHiddenLayers = 32;
+        NumAttentionHeads = 32; MaxPositionEmbeddings = 2048; RmsNormEps = 1e-6; RopeTheta = 10000.0; BosTokenId = 1; EosTokenId = new[] { 2 };
+    }
+
+    [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
+    public override bool QkvBias => AttentionBias;
+}
+
+internal sealed class IntOrIntArrayConverter : JsonConverter<int[]>
+{
+    public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null) return null;
+        if (reader.TokenType == JsonTokenType.Number) return new[] { reader.GetInt32() };
+        return JsonSerializer.Deserialize<int[]>(ref reader);
+    }
+
+    public override void Write(Utf8JsonWriter writer, int[] value, JsonSerializerOptions options)
+    {
+        if (value.Length == 1) writer.WriteNumberValue(value[0]);
+        else JsonSerializer.Serialize(writer, value);
+    }
+}
+
+/// <summary>Per-layer keys and values of the tokens seen so far. Passed into and updated by <see cref="Qwen2ForCausalLM.Forward"/>; owns its tensors.</summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor?[] _keys, _values;
+
+    public KvCache(int numLayers) { _keys = new Tensor?[numLayers]; _values = new Tensor?[numLayers]; }
+
+    /// <summary>Number of cached positions (including padding positions).</summary>
+    public long Length => _keys[0]?.shape[2] ?? 0;
+
+    /// <summary>Appends this step's (B, KVH, T, D) keys/values for a layer and returns the full (B, KVH, P+T, D) ones.</summary>
+    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v)
+    {
+        var newK = _keys[layer] is { } oldK ? torch.cat(new[] { oldK, k }, 2) : k.alias();
+        var newV = _values[layer] is { } oldV ? torch.cat(new[] { oldV, v }, 2) : v.alias();
+        _keys[layer]?.Dispose(); _values[layer]?.Dispose();
+        _keys[layer] = newK.DetachFromDisposeScope();
+        _values[layer] = newV.DetachFromDisposeScope();
+        return (newK, newV);
+    }
+
+    public void Dispose()
+    {
+        for (int i = 0; i < _keys.Length; i++) { _keys[i]?.Dispose(); _values[i]?.Dispose(); _keys[i] = _values[i] = null; }
+    }
+}
+
+/// <summary>HF LlamaRMSNorm / Qwen2RMSNorm: normalise in float32, scale in the input dtype.</summary>
+public sealed class RmsNorm : Module<Tensor, Tensor>
+{
+    private readonly double _eps;
+    private readonly Parameter weight;
+
+    public RmsNorm(int size, double eps, Device? device = null) : base(nameof(RmsNorm))
+    {
+        _eps = eps;
+        weight = new Parameter(torch.ones(size, device: device));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var dtype = x.dtype;
+        var h = x.to_type(ScalarType.Float32);
+        h = h * torch.rsqrt(h.pow(2).mean(new long[] { -1 }, keepdim: true) + _eps);
+        return weight * h.to_type(dtype);
+    }
+}
+
+/// <summary>RoPE with HF's rotate_half convention (first half / second half of each head, not interleaved pairs).</summary>
+public static class Rotary
+{
+    /// <summary>cos, sin of shape (B, 1, T, D) for (B, T) positions.</summary>
+    public static (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, int headDim, double theta, ScalarType dtype)
+    {
+        var invFreq = 1.0 / torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: positionIds.device).to_type(ScalarType.Float32) / headDim); // (D/2)
+        var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq; // (B, T, D/2)
+        var emb = torch.cat(new[] { freqs, freqs }, -1);                              // (B, T, D)
+        return (emb.cos().to_type(dtype).unsqueeze(1), emb.sin().to_type(dtype).unsqueeze(1));
+    }
+
+    public static Tensor RotateHalf(Tensor x)
+    {
+        long half = x.shape[^1] / 2;
+        return torch.cat(new[] { -x.narrow(-1, half, half), x.narrow(-1, 0, half) }, -1);
+    }
+
+    /// <summary>x (B, H, T, D) rotated by cos/sin (B, 1, T, D).</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) => x * cos + RotateHalf(x) * sin;
+}
+
+/// <summary>Additive attention masks: 0 where allowed, the dtype's minimum where not (finite, so fully padded rows stay NaN-free).</summary>
+public static class AttentionMasks
+{
+    /// <summary>(B, 1, T, P+T): query i (absolute position P+i) sees key j iff j ≤ P+i and attentionMask[b, j] ≠ 0.</summary>
+    public static Tensor Causal(long batch, long queryLen, long pastLen, Tensor? attentionMask, ScalarType dtype, Device device)
+    {
+        long total = pastLen + queryLen;
+        var q = torch.arange(pastLen, total, dtype: ScalarType.Int64, device: device).unsqueeze(1); // (T, 1)
+        var k = torch.arange(0, total, dtype: ScalarType.Int64, device: device).unsqueeze(0);       // (1, S)
+        var allowed = k.le(q).unsqueeze(0).unsqueeze(0).expand(batch, 1, queryLen, total);         // (B, 1, T, S)
+        if (attentionMask is not null)
+        {
+            if (attentionMask.shape[0] != batch || attentionMask.shape[1] != total)
+                throw new ArgumentException($"attention mask has shape [{string.Join(", ", attentionMask.shape)}]; expected [{batch}, {total}] (past {pastLen} + new {queryLen} tokens)");
+            allowed = allowed.logical_and(attentionMask.ne(0).view(batch, 1, 1, total));
+        }
+        var min = torch.finfo(dtype).min;
+        return torch.zeros(allowed.shape, dtype: dtype, device: device).masked_fill(allowed.logical_not(), min);
+    }
+}
+
+public sealed class DecoderAttention : Module<Tensor, Tensor>
+{
+    private readonly DecoderConfig _cfg;
+    private readonly Linear q_proj, k_proj, v_proj, o_proj;
+
+    public DecoderAttention(DecoderConfig cfg, Device? device = null) : base(nameof(DecoderAttention))
+    {
+        _cfg = cfg;
+        int h = cfg.NumAttentionHeads, kvh = cfg.KeyValueHeads, d = cfg.HeadDim;
+        q_proj = Linear(cfg.HiddenSize, h * d, hasBias: cfg.QkvBias, device: device);
+        k_proj = Linear(cfg.HiddenSize, kvh * d, hasBias: cfg.QkvBias, device: device);
+        v_proj = Linear(cfg.HiddenSize, kvh * d, hasBias: cfg.QkvBias, device: device);
+        o_proj = Linear(h * d, cfg.HiddenSize, hasBias: false, device: device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward with rotary tables and mask");
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layerIndex) // x (B, T, C)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        int h = _cfg.NumAttentionHeads, kvh = _cfg.KeyValueHeads, d = _cfg.HeadDim;
+        var q = q_proj.forward(x).view(b, t, h, d).transpose(1, 2);   // (B, H, T, D)
+        var k = k_proj.forward(x).view(b, t, kvh, d).transpose(1, 2); // (B, KVH, T, D)
+        var v = v_proj.forward(x).view(b, t, kvh, d).transpose(1, 2);
+        q = Rotary.Apply(q, cos, sin);
+        k = Rotary.Apply(k, cos, sin);
+        if (cache is not null) (k, v) = cache.Append(layerIndex, k, v); // (B, KVH, P+T, D)
+        if (kvh != h)
+        {
+            // HF repeat_kv: query head i uses key/value head i / (H / KVH)
+            k = k.repeat_interleave(h / kvh, 1); // (B, H, S, D)
+            v = v.repeat_interleave(h / kvh, 1);
+        }
+        var y = functional.scaled_dot_product_attention(q, k, v, mask); // (B, H, T, D)
+        y = y.transpose(1, 2).reshape(b, t, h * d);                      // (B, T, C)
+        return o_proj.forward(y);
+    }
+}
+
+public sealed class DecoderMlp : Module<Tensor, Tensor>
+{
+    private readonly Linear gate_proj, up_proj, down_proj;
+
+    public DecoderMlp(DecoderConfig cfg, Device? device = null) : base(nameof(DecoderMlp))
+    {
+        gate_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: false, device: device);
+        up_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: false, device: device);
+        down_proj = Linear(cfg.IntermediateSize, cfg.HiddenSize, hasBias: false, device: device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+}
+
+public sealed class DecoderLayer : Module<Tensor, Tensor>
+{
+    private readonly RmsNorm input_layernorm;
+    private readonly DecoderAttention self_attn;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly DecoderMlp mlp;
+
+    public DecoderLayer(DecoderConfig cfg, Device? device = null) : base(nameof(DecoderLayer))
+    {
+        input_layernorm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device);
+        self_attn = new DecoderAttention(cfg, device);
+        post_attention_layernorm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device);
+        mlp = new DecoderMlp(cfg, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward with rotary tables and mask");
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layerIndex)
+    {
+        x = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layerIndex);
+        return x + mlp.forward(post_attention_layernorm.forward(x));
+    }
+}
+
+/// <summary>HF Qwen2Model / LlamaModel: keys under <c>model.</c>.</summary>
+public sealed class DecoderModel : Module<Tensor, Tensor>
+{
+    private readonly DecoderConfig _cfg;
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<DecoderLayer> layers;
+    private readonly RmsNorm norm;
+
+    public DecoderModel(DecoderConfig cfg, Device? device = null) : base(nameof(DecoderModel))
+    {
+        _cfg = cfg;
+        embed_tokens = Embedding(cfg.VocabSize, cfg.HiddenSize, device: device);
+        layers = new ModuleList<DecoderLayer>();
+        for (int i = 0; i < cfg.NumHiddenLayers; i++) layers.Add(new DecoderLayer(cfg, device));
+        norm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device);
+        RegisterComponents();
+    }
+
+    internal Embedding EmbedTokens => embed_tokens;
+
+    public override Tensor forward(Tensor inputIds) => Forward(embed_tokens.forward(inputIds), null, null, null);
+
+    /// <summary>Final-norm hidden states (B, T, C) for (B, T, C) input embeddings.</summary>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, Tensor? positionIds, KvCache? cache)
+    {
+        long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
+        long past = cache?.Length ?? 0;
+        positionIds ??= DefaultPositions(b, t, past, attentionMask, inputsEmbeds.device);
+        var (cos, sin) = Rotary.CosSin(positionIds, _cfg.HeadDim, _cfg.RopeTheta, inputsEmbeds.dtype);
+        var mask = AttentionMasks.Causal(b, t, past, attentionMask, inputsEmbeds.dtype, inputsEmbeds.device);
+        var x = inputsEmbeds;
+        int i = 0;
+        foreach (var layer in layers) x = layer.Forward(x, cos, sin, mask, cache, i++);
+        return norm.forward(x);
+    }
+
+    /// <summary>HF generate's positions: cumsum(mask) − 1 so left padding does not shift real tokens; plain past..past+T without a mask.</summary>
+    internal static Tensor DefaultPositions(long b, long t, long past, Tensor? attentionMask, Device device)
+    {
+        if (attentionMask is null)
+            return torch.arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+        var pos = attentionMask.to_type(ScalarType.Int64).cumsum(-1) - 1; // (B, P+T)
+        pos = pos.masked_fill(attentionMask.eq(0), 1);
+        return pos.narrow(1, past, t);                                     // (B, T)
+    }
+}
+
+/// <summary>Logits (B, T', V) — T' = T or the last <c>logitsToKeep</c> positions — and the final-norm hidden states (B, T, C).</summary>
+public sealed record CausalLMOutput(Tensor Logits, Tensor LastHiddenState);
+
+/// <summary>HF Qwen2ForCausalLM / LlamaForCausalLM. With tied embeddings there is no <c>lm_head</c> module and no <c>lm_head.weight</c> key, as in HF's saved files.</summary>
+public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
+{
+    private readonly DecoderModel model;
+    private readonly Linear? lm_head;
+
+    public DecoderConfig Config { get; }
+
+    public Qwen2ForCausalLM(DecoderConfig cfg, Device? device = null) : base(nameof(Qwen2ForCausalLM))
+    {
+        Config = cfg.Validate();
+        model = new DecoderModel(cfg, device);
+        if (!cfg.TieWordEmbeddings) lm_head = Linear(cfg.HiddenSize, cfg.VocabSize, hasBias: false, device: device);
+        RegisterComponents();
+    }
+
+    /// <summary>Token embeddings (B, T, C) for (B, T) ids, for splicing visual tokens into the text.</summary>
+    public Tensor EmbedTokens(Tensor inputIds) => model.EmbedTokens.forward(inputIds);
+
+    public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>HF's _init_weights: Linear and Embedding weights ~ N(0, initializer_range), biases 0, norm gains 1.</summary>
+    public void InitializeWeights(double std = 0.02)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("layernorm.weight") || name == "model.norm.weight") p.fill_(1);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, std);
+        }
+    }
+
+    public override Tensor forward(Tensor inputIds) => Forward(inputIds: inputIds).Logits;
+
+    /// <summary>
+    /// Exactly one of <paramref name="inputIds"/> (B, T) and <paramref name="inputsEmbeds"/> (B, T, C).
+    /// <paramref name="attentionMask"/> (B, P+T) covers cached and new positions (1 = token, 0 = padding).
+    /// <paramref name="cache"/> is extended in place with this call's keys/values.
+    /// </summary>
+    public CausalLMOutput Forward(Tensor? inputIds = null, Tensor? inputsEmbeds = null, Tensor? attentionMask = null,
+                                  Tensor? positionIds = null, KvCache? cache = null, int logitsToKeep = 0)
+    {
+        if ((inputIds is null) == (inputsEmbeds is null))
+            throw new ArgumentException("pass exactly one of inputIds and inputsEmbeds");
+        using var scope = torch.NewDisposeScope();
+        var embeds = inputsEmbeds ?? EmbedTokens(inputIds!);
+        var hidden = model.Forward(embeds, attentionMask, positionIds, cache); // (B, T, C)
+        var h = logitsToKeep > 0 && logitsToKeep < hidden.shape[1] ? hidden.narrow(1, hidden.shape[1] - logitsToKeep, logitsToKeep) : hidden;
+        var logits = lm_head is not null ? lm_head.forward(h) : functional.linear(h, model.EmbedTokens.weight!); // (B, T', V)
+        return new CausalLMOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
+    }
+}
