@@ -81,6 +81,104 @@ type ReproduceArgs =
             | Bootstrap _ -> "bootstrap resamples for the intervals (default 1000)."
             | Seed _ -> "seed of the authors' random grid subset and the bootstrap (default 0)."
 
+type CompressArgs =
+    | [<Mandatory>] Projector of safetensors: string
+    | [<Mandatory>] Config of json: string
+    | [<Mandatory>] Features of safetensors: string
+    | [<Mandatory>] Out of safetensors: string
+    | Device of name: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Projector _ -> "projector weights (mm_projector.* or model.mm_projector.* keys)."
+            | Config _ -> "LLaVA-style config.json with the mm_* keys."
+            | Features _ -> "safetensors with image_features (B,V0,mm_hidden_size) [, image_features_multi, text_features]."
+            | Out _ -> "output safetensors: image_tokens (B, V, hidden_size), float32; nothing is written on error."
+            | Device _ -> "auto | cpu | cuda (default cpu)."
+
+type DescribeArgs =
+    | Config of json: string
+    | Preset of name: string
+    | Compressor of kind: string
+    | Visual_Tokens of count: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Config _ -> "LLaVA-style config.json with the mm_* keys: parameters per module and FLOPs per image of compressor and projector."
+            | Preset _ -> "or a model preset (tiny, small, qwen1.5-0.5b, qwen1.5-4b, qwen1.5-7b, vicuna-7b)."
+            | Compressor _ -> "with --preset: quecc | quecc_noquery | tokenpacker | avgpool | none (default quecc)."
+            | Visual_Tokens _ -> "with --preset: output visual tokens (default 36)."
+
+type InitModelArgs =
+    | [<Mandatory>] Preset of name: string
+    | Compressor of kind: string
+    | Visual_Tokens of count: int
+    | [<Mandatory>] Out of dir: string
+    | Seed of seed: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "tiny | small (randomly initialised; the real-shape presets are configuration-only)."
+            | Compressor _ -> "quecc | quecc_noquery | tokenpacker | avgpool | none (default quecc)."
+            | Visual_Tokens _ -> "visual tokens after compression, a square whose side divides the patch grid (default 4)."
+            | Out _ -> "output folder (config.json, model.safetensors, tokenizer files, vision_tower/)."
+            | Seed _ -> "initialisation seed (default 0)."
+
+type GenerateArgs =
+    | [<Mandatory>] Model of dir: string
+    | Vision_Tower of dir: string
+    | [<Mandatory>] Image of path: string
+    | [<Mandatory>] Prompt of text: string
+    | Max_New_Tokens of count: int
+    | Temperature of t: float
+    | Top_P of p: float
+    | Seed of seed: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "LLaVA checkpoint folder (config.json, safetensors, tokenizer files)."
+            | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
+            | Image _ -> "PNG or JPEG image."
+            | Prompt _ -> "the user's question."
+            | Max_New_Tokens _ -> "default 64."
+            | Temperature _ -> "0 = greedy (default); > 0 samples."
+            | Top_P _ -> "nucleus sampling mass (default 1)."
+            | Seed _ -> "sampling seed (default 0)."
+
+type BenchCompressArgs =
+    | Batch of size: int
+    | Visual_Tokens of list: string
+    | Iterations of count: int
+    | Method of kind: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Batch _ -> "images per batch (default 16)."
+            | Visual_Tokens _ -> "comma-separated output token counts (default 36,1)."
+            | Iterations _ -> "timed iterations, median reported (default 3)."
+            | Method _ -> "compressor (default quecc)."
+
+type BenchPrefillArgs =
+    | Preset of name: string
+    | Visual_Tokens of list: string
+    | Text_Tokens of count: int
+    | Repeats of count: int
+    | Decode_Tokens of count: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "model preset (default small; qwen1.5-0.5b for a real-size LLM)."
+            | Visual_Tokens _ -> "comma-separated visual-token counts (default 1,4,16,36,64,144,576)."
+            | Text_Tokens _ -> "text tokens Q (default 50)."
+            | Repeats _ -> "timed repetitions per point (default 3)."
+            | Decode_Tokens _ -> "tokens decoded for the KV-cache comparison (default 16)."
+
 type BenchFitArgs =
     | Repeats of count: int
     | Json
@@ -93,22 +191,34 @@ type BenchFitArgs =
 
 type BenchArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<BenchFitArgs>
+    | [<CliPrefix(CliPrefix.None)>] Compress of ParseResults<BenchCompressArgs>
+    | [<CliPrefix(CliPrefix.None)>] Prefill of ParseResults<BenchPrefillArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Fit _ -> "grid-search throughput (points/s) and continuous-fit time on the paper's data."
+            | Compress _ -> "projector forward and forward+backward speed at the paper's dimensions vs the dense-matmul ceiling."
+            | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
 
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
     | [<CliPrefix(CliPrefix.None)>] Frontier of ParseResults<FrontierArgs>
     | [<CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs>
+    | [<CliPrefix(CliPrefix.None)>] Compress of ParseResults<CompressArgs>
+    | [<CliPrefix(CliPrefix.None)>] Describe of ParseResults<DescribeArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("init-model")>] Init_Model of ParseResults<InitModelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Compress _ -> "run a trained projector (compressor + MLP) on cached CLIP features."
+            | Describe _ -> "parameters per module and FLOPs per image of a projector config (or a model preset)."
+            | Init_Model _ -> "write a randomly initialised LLaVA model folder (tiny/small presets)."
+            | Generate _ -> "answer a prompt about an image with a LLaVA checkpoint."
             | Fit _ -> "fit the scaling law Y = A·N^-α·(V+q)^-β + D to a CSV."
             | Frontier _ -> "compute-optimal visual tokens and the (N, V) frontier over FLOPs budgets."
             | Reproduce _ -> "the paper's Figure 1 (Q = 0, 50), the OCR counterpart, parity and heatmap figures, summary.json/.md."
@@ -305,6 +415,90 @@ let runBenchFit (a: ParseResults<BenchFitArgs>) =
         printfn "  bootstrap, 1000 continuous  %7.3f s" bootT
     0
 
+let private parseInts (flag: string) (s: string) =
+    s.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+    |> Array.map (fun t ->
+        match Int32.TryParse t with
+        | true, v when v > 0 -> v
+        | _ -> inputError "%s: '%s' is not a positive integer; expected a comma-separated list such as 36,1" flag t)
+
+let runCompress (a: ParseResults<CompressArgs>) =
+    let shape =
+        QueCC.Model.Compression.ProjectorTools.Compress(
+            a.GetResult CompressArgs.Projector, a.GetResult CompressArgs.Config, a.GetResult CompressArgs.Features,
+            a.GetResult CompressArgs.Out, a.GetResult(CompressArgs.Device, defaultValue = "cpu"))
+    printfn "wrote image_tokens %A to %s" shape (a.GetResult CompressArgs.Out)
+    0
+
+let runDescribe (a: ParseResults<DescribeArgs>) =
+    let config =
+        match a.TryGetResult DescribeArgs.Config, a.TryGetResult DescribeArgs.Preset with
+        | Some path, None -> QueCC.Model.Compression.ProjectorConfig.Load path
+        | None, Some preset ->
+            let p = QueCC.Model.Presets.Presets.Get preset
+            let cfg =
+                QueCC.Model.Llava.LlavaEntryPoints.BuildConfig(
+                    p, a.GetResult(DescribeArgs.Compressor, defaultValue = "quecc"), a.GetResult(DescribeArgs.Visual_Tokens, defaultValue = 36))
+            printfn "preset %s: LLM %s parameters" preset (p.Text.ParameterCount().ToString("N0"))
+            cfg.Projector
+        | _ -> inputError "describe: give exactly one of --config FILE or --preset NAME"
+    printfn "%s" ((QueCC.Model.Compression.ProjectorTools.Describe config).Format())
+    0
+
+let runInitModel (a: ParseResults<InitModelArgs>) =
+    let dir =
+        QueCC.Model.Llava.LlavaEntryPoints.InitModel(
+            a.GetResult InitModelArgs.Preset, a.GetResult(InitModelArgs.Compressor, defaultValue = "quecc"),
+            a.GetResult(InitModelArgs.Visual_Tokens, defaultValue = 4), a.GetResult InitModelArgs.Out,
+            int64 (a.GetResult(InitModelArgs.Seed, defaultValue = 0)))
+    printfn "wrote a randomly initialised %s model to %s" (a.GetResult InitModelArgs.Preset) (Path.GetFullPath dir)
+    0
+
+let runGenerate (a: ParseResults<GenerateArgs>) =
+    let temperature = a.GetResult(GenerateArgs.Temperature, defaultValue = 0.0)
+    if temperature < 0.0 then inputError "--temperature %g: expected ≥ 0 (0 = greedy)" temperature
+    let topP = a.GetResult(GenerateArgs.Top_P, defaultValue = 1.0)
+    if not (topP > 0.0 && topP <= 1.0) then inputError "--top-p %g: expected a value in (0, 1]" topP
+    let maxNew = a.GetResult(GenerateArgs.Max_New_Tokens, defaultValue = 64)
+    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let answer =
+        QueCC.Model.Llava.LlavaEntryPoints.Generate(
+            a.GetResult GenerateArgs.Model, a.TryGetResult GenerateArgs.Vision_Tower |> Option.toObj, a.GetResult GenerateArgs.Image,
+            a.GetResult GenerateArgs.Prompt, maxNew, temperature, int64 (a.GetResult(GenerateArgs.Seed, defaultValue = 0)), topP)
+    printfn "%s" answer
+    0
+
+let runBenchCompress (a: ParseResults<BenchCompressArgs>) =
+    let tokens = a.TryGetResult BenchCompressArgs.Visual_Tokens |> Option.map (parseInts "--visual-tokens") |> Option.defaultValue [| 36; 1 |]
+    let result =
+        QueCC.Model.Compression.CompressBenchmark.Run(
+            a.GetResult(BenchCompressArgs.Batch, defaultValue = 16), tokens, a.GetResult(BenchCompressArgs.Iterations, defaultValue = 3),
+            Action<string>(eprintfn "%s"), a.GetResult(BenchCompressArgs.Method, defaultValue = "quecc"))
+    printfn "%s" (result.Format())
+    0
+
+let runBenchPrefill (a: ParseResults<BenchPrefillArgs>) =
+    let preset = a.GetResult(BenchPrefillArgs.Preset, defaultValue = "small")
+    let tokens =
+        a.TryGetResult BenchPrefillArgs.Visual_Tokens |> Option.map (parseInts "--visual-tokens") |> Option.defaultValue [| 1; 4; 16; 36; 64; 144; 576 |]
+    let q = a.GetResult(BenchPrefillArgs.Text_Tokens, defaultValue = 50)
+    let r =
+        QueCC.Model.Llava.LlavaEntryPoints.BenchmarkPrefill(
+            preset, tokens, q, a.GetResult(BenchPrefillArgs.Repeats, defaultValue = 3), a.GetResult(BenchPrefillArgs.Decode_Tokens, defaultValue = 16))
+    printfn "quecc bench prefill: preset %s, LLM %s parameters, Q = %d text tokens, %s, %d torch threads" preset (r.LlmParameters.ToString("N0")) q r.Device (TorchSharp.torch.get_num_threads ())
+    printfn "%6s %12s %14s %14s %18s" "V" "prefill ms" "model GFLOP" "ms per GFLOP" "measured/model"
+    // The paper's cost model says latency ∝ 2·N·(Q+V): normalise by the largest point's ms-per-FLOP.
+    let pts = List.ofSeq r.Points
+    let reference = pts |> List.maxBy (fun p -> p.ModelFlops)
+    let msPerFlop = reference.MeanMilliseconds / reference.ModelFlops
+    for p in pts do
+        printfn "%6d %12.2f %14.4f %14.3f %18.2f" p.VisualTokens p.MeanMilliseconds (p.ModelFlops / 1e9) (p.MeanMilliseconds / (p.ModelFlops / 1e9)) (p.MeanMilliseconds / (p.ModelFlops * msPerFlop))
+    printfn "decode (%d tokens): %.1f tokens/s with KV cache, %.1f tokens/s without" r.DecodeTokens r.DecodeTokensPerSecondCached r.DecodeTokensPerSecondUncached
+    0
+
+/// Messages of the C# library's user errors can span lines (lists of keys); the CLI prints one line.
+let private oneLine (s: string) = s.Replace("\r", "").Replace("\n", "; ")
+
 let run (argv: string[]) =
     let parser = ArgumentParser.Create<QueccArgs>(programName = "quecc")
     try
@@ -313,9 +507,15 @@ let run (argv: string[]) =
         | Fit a -> runFit a
         | Frontier a -> runFrontier a
         | Reproduce a -> runReproduce a
+        | Compress a -> runCompress a
+        | Describe a -> runDescribe a
+        | Init_Model a -> runInitModel a
+        | Generate a -> runGenerate a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a
+            | BenchArgs.Compress a -> runBenchCompress a
+            | BenchArgs.Prefill a -> runBenchPrefill a
     with
     | :? ArguParseException as e ->
         let isHelp = e.ErrorCode = ErrorCode.HelpText
@@ -323,4 +523,13 @@ let run (argv: string[]) =
         if isHelp then 0 else 2
     | :? InputError as e ->
         eprintfn "quecc: %s" e.Message
+        1
+    // Errors users cause in the C# library: bad files, configs, checkpoints, values.
+    | :? ArgumentException
+    | :? IOException
+    | :? InvalidDataException
+    | :? NotSupportedException
+    | :? Collections.Generic.KeyNotFoundException
+    | :? UnauthorizedAccessException as e ->
+        eprintfn "quecc: %s" (oneLine e.Message)
         1

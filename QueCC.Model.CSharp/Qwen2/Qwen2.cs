@@ -33,6 +33,15 @@ public abstract record DecoderConfig
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
     [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
 
+    /// <summary>LLM parameters N from the shapes alone (the paper's cost model 2·N·(Q+V) needs it for configs with no weights).</summary>
+    public long ParameterCount()
+    {
+        long h = HiddenSize, kv = (long)KeyValueHeads * HeadDim, inter = IntermediateSize, vocab = VocabSize;
+        long attention = h * h + 2 * h * kv + h * h + (QkvBias ? h + 2 * kv : 0); // q, k, v, o (+ q/k/v bias)
+        long perLayer = attention + 3 * h * inter + 2 * h;                          // + gate/up/down + two RMSNorms
+        return vocab * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * perLayer + h;
+    }
+
     public DecoderConfig Validate(string source = "decoder config")
     {
         void Positive(string key, int v) { if (v <= 0) throw new InvalidDataException($"{source}: {key} must be a positive integer, got {v}"); }

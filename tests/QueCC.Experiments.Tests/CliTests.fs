@@ -133,3 +133,89 @@ let ``scripts/reproduce.fsx runs under dotnet fsi and writes the summary`` () =
     finally
         if Directory.Exists dir then Directory.Delete(dir, true)
 #endif
+
+let tempDir (tag: string) =
+    let d = Path.Combine(Path.GetTempPath(), $"quecc-{tag}-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d
+
+/// A 40×30 PNG drawn with SkiaSharp (the same library the model reads images with).
+let writePng (path: string) =
+    use bmp = new SkiaSharp.SKBitmap(40, 30)
+    bmp.Erase(SkiaSharp.SKColor(200uy, 10uy, 10uy))
+    use data = bmp.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100)
+    File.WriteAllBytes(path, data.ToArray())
+
+[<Fact>]
+let ``init-model then generate answers deterministically, and bad inputs are one-line errors`` () =
+    let dir = tempDir "model"
+    try
+        let model = Path.Combine(dir, "m")
+        let code, _, err = quecc [ "init-model"; "--preset"; "tiny"; "--compressor"; "quecc"; "--visual-tokens"; "4"; "--out"; model ]
+        Assert.True((code = 0), err)
+        for f in [ "config.json"; "model.safetensors"; "vocab.json"; "merges.txt" ] do
+            Assert.True(File.Exists(Path.Combine(model, f)), f)
+        let img = Path.Combine(dir, "red.png")
+        writePng img
+        let gen seed = quecc [ "generate"; "--model"; model; "--image"; img; "--prompt"; "What colour is it?"; "--max-new-tokens"; "6"; "--temperature"; "0.9"; "--seed"; seed ]
+        let c1, a1, e1 = gen "5"
+        let c2, a2, _ = gen "5"
+        Assert.True((c1 = 0), e1)
+        Assert.Equal(0, c2)
+        Assert.Equal(a1, a2)
+        let bad = Path.Combine(dir, "bad.png")
+        File.WriteAllText(bad, "not an image")
+        let c3, _, e3 = quecc [ "generate"; "--model"; model; "--image"; bad; "--prompt"; "x" ]
+        Assert.Equal(1, c3)
+        Assert.Contains("bad.png", e3)
+        Assert.Equal(1, e3.Trim().Split('\n').Length)
+        let c4, _, e4 = quecc [ "generate"; "--model"; dir; "--image"; img; "--prompt"; "x" ]
+        Assert.Equal(1, c4)
+        Assert.Contains("config.json", e4)
+        let c5, _, e5 = quecc [ "init-model"; "--preset"; "tiny"; "--visual-tokens"; "5"; "--out"; Path.Combine(dir, "m2") ]
+        Assert.Equal(1, c5)
+        Assert.Contains("visual tokens 5", e5)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``compress runs a model's projector on cached features; describe reports its cost`` () =
+    let dir = tempDir "compress"
+    try
+        let model = Path.Combine(dir, "m")
+        let code, _, err = quecc [ "init-model"; "--preset"; "tiny"; "--compressor"; "quecc"; "--visual-tokens"; "4"; "--out"; model ]
+        Assert.True((code = 0), err)
+        let cfg = JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json"))).RootElement
+        let geti (k: string) = int64 (cfg.GetProperty(k).GetInt32())
+        let width, multi, text, llm = geti "mm_hidden_size", geti "mm_vision_multi_level_size", geti "mm_vision_output_text_embedding_size", geti "hidden_size"
+        let tokens = geti "mm_vision_output_token_count"
+        let features = Path.Combine(dir, "features.safetensors")
+        let t (shape: int64[]) = TorchSharp.torch.randn(shape)
+        QueCC.Model.Checkpoints.Safetensors.Write(
+            features,
+            dict [ "image_features", t [| 2L; tokens; width |]
+                   "image_features_multi", t [| 2L; tokens; multi |]
+                   "text_features", t [| 2L; 1L; text |] ])
+        let out = Path.Combine(dir, "tokens.safetensors")
+        let args = [ "compress"; "--projector"; Path.Combine(model, "model.safetensors"); "--config"; Path.Combine(model, "config.json"); "--features"; features; "--out"; out ]
+        let c1, o1, e1 = quecc args
+        Assert.True((c1 = 0), e1)
+        Assert.Contains("image_tokens", o1)
+        use f = QueCC.Model.Checkpoints.Safetensors.Open out
+        Assert.Equal<int64[]>([| 2L; 4L; llm |], f.Tensors["image_tokens"].Shape)
+        // Missing text features for QueCC: an error, and no output file.
+        let noText = Path.Combine(dir, "notext.safetensors")
+        QueCC.Model.Checkpoints.Safetensors.Write(noText, dict [ "image_features", t [| 2L; tokens; width |]; "image_features_multi", t [| 2L; tokens; multi |] ])
+        let out2 = Path.Combine(dir, "tokens2.safetensors")
+        let c2, _, e2 = quecc [ "compress"; "--projector"; Path.Combine(model, "model.safetensors"); "--config"; Path.Combine(model, "config.json"); "--features"; noText; "--out"; out2 ]
+        Assert.Equal(1, c2)
+        Assert.Contains("text_features", e2)
+        Assert.False(File.Exists out2)
+        let c3, o3, _ = quecc [ "describe"; "--config"; Path.Combine(model, "config.json") ]
+        Assert.Equal(0, c3)
+        Assert.Contains("0.clip_attn", o3)
+        let c4, o4, _ = quecc [ "describe"; "--preset"; "qwen1.5-0.5b"; "--visual-tokens"; "1" ]
+        Assert.Equal(0, c4)
+        Assert.Contains("463,987,712", o4)
+    finally
+        Directory.Delete(dir, true)

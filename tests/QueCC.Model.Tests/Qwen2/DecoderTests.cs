@@ -186,6 +186,7 @@ public class DecoderTests
         Assert.Equal(expected.Keys.OrderBy(k => k), actual.Keys.OrderBy(k => k));
         foreach (var (k, shape) in expected) Assert.True(shape.SequenceEqual(actual[k]), $"{k}: [{string.Join(",", actual[k])}]");
         Assert.Equal(nParams, actual.Values.Sum(s => s.Aggregate(1L, (a, b) => a * b)));
+        Assert.Equal(nParams, cfg.ParameterCount());
     }
 
     [Fact]
