@@ -94,4 +94,12 @@ public class StateDictAndDescribeTests
         // 2·N·(Q + V): a 7B LLM with 50 text tokens and one visual token.
         Assert.Equal(2 * 7e9 * 51, Flops.LlmInference(7e9, 50, 1));
     }
+
+    [Fact]
+    public void Benchmark_paper_config_maps_token_count_to_kernel()
+    {
+        Assert.Equal(6, CompressBenchmark.PaperConfig(16).Kernel);
+        Assert.Equal(24, CompressBenchmark.PaperConfig(1).Kernel);
+        Assert.Contains("output tokens 5", Assert.Throws<ArgumentException>(() => CompressBenchmark.PaperConfig(5)).Message);
+    }
 }
