@@ -269,8 +269,11 @@ public sealed class SafetensorsFile : IDisposable
         if (info.ByteCount == 0) return t;
         try
         {
-            stream.Position = dataStart + info.Begin;
-            t.ReadBytesFromStream(stream, (int)Math.Min(info.ByteCount, 1 << 20));
+            lock (stream) // seek + read must not interleave between threads sharing this file
+            {
+                stream.Position = dataStart + info.Begin;
+                t.ReadBytesFromStream(stream, (int)Math.Min(info.ByteCount, 1 << 20));
+            }
         }
         catch (EndOfStreamException)
         {

@@ -94,4 +94,39 @@ public class StateDictAndDescribeTests
         // 2·N·(Q + V): a 7B LLM with 50 text tokens and one visual token.
         Assert.Equal(2 * 7e9 * 51, Flops.LlmInference(7e9, 50, 1));
     }
+
+    [Fact]
+    public void Benchmark_paper_config_maps_token_count_to_kernel()
+    {
+        Assert.Equal(6, CompressBenchmark.PaperConfig(16).Kernel);
+        Assert.Equal(24, CompressBenchmark.PaperConfig(1).Kernel);
+        Assert.Contains("output tokens 5", Assert.Throws<ArgumentException>(() => CompressBenchmark.PaperConfig(5)).Message);
+    }
+
+    [Theory]
+    [InlineData("linear", new[] { "1.bias", "1.weight" })]
+    [InlineData("mlp2x_gelu", new[] { "1.bias", "1.weight", "3.bias", "3.weight" })]
+    [InlineData("mlp3x_gelu", new[] { "1.bias", "1.weight", "3.bias", "3.weight", "5.bias", "5.weight" })]
+    public void Projector_keys_follow_the_llava_sequential_layout(string type, string[] mlpKeys)
+    {
+        using var scope = torch.NewDisposeScope();
+        var config = WindowOracleTests.SmallConfig("quecc", 2, 2) with { ProjectorType = type };
+        using var projector = new MultimodalProjector(config, torch.META);
+        var keys = projector.state_dict().Keys.ToList();
+        Assert.Equal(mlpKeys, keys.Where(k => !k.StartsWith("0.")).Order());
+        Assert.Contains("0.q_downsample.weight", keys);
+        Assert.Equal(new long[] { 10, 8 }, projector.state_dict()["1.weight"].shape); // Linear(mm_hidden_size → hidden_size)
+    }
+
+    [Fact]
+    public void Identity_projector_returns_the_compressed_tokens()
+    {
+        using var scope = torch.NewDisposeScope();
+        var config = WindowOracleTests.SmallConfig("avgpool", 3, 3) with { ProjectorType = "identity", LlmWidth = 8 };
+        using var projector = new MultimodalProjector(config);
+        Assert.Empty(projector.state_dict());
+        var x = torch.randn(2, 36, 8);
+        Assert.True(TensorAssert.Same(projector.Compress(x), projector.Forward(x)));
+        Assert.Equal(new long[] { 2, 4, 8 }, projector.Forward(x).shape);
+    }
 }
