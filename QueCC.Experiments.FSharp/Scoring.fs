@@ -210,7 +210,8 @@ let popeMetrics (items: (YesNo * YesNo option) list) =
 
 let private bareLetter = Regex(@"^\(?([A-Za-z])\)?[.:)]?$", RegexOptions.Compiled)
 let private leadingLetter = Regex(@"^\(?([A-Z])(\)|\.|:)(\s|$)", RegexOptions.Compiled)
-let private answerIs = Regex(@"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\b\)?", RegexOptions.Compiled ||| RegexOptions.IgnoreCase)
+// Only the word "answer"/"is" ignores case: a lower-case letter after it is prose ("the answer is a dog"), not an option.
+let private answerIs = Regex(@"(?i:answer)(?:\s+(?i:is))?\s*:?\s*\(?([A-Z])(?![\w'])", RegexOptions.Compiled)
 let private parenthesised = Regex(@"\(([A-Z])\)", RegexOptions.Compiled)
 
 /// The option letter a free-text answer picks, or None when it picks none or several. Tried in order:
@@ -227,7 +228,7 @@ let extractChoice (text: string) =
         else
             let letters (r: Regex) = r.Matches t |> Seq.map (fun m -> m.Groups[1].Value[0]) |> Seq.distinct |> List.ofSeq
             match letters answerIs with
-            | [ c ] -> Some(Char.ToUpperInvariant c)
+            | [ c ] -> Some c
             | _ :: _ -> None
             | [] ->
                 match letters parenthesised with
