@@ -149,6 +149,38 @@ type GenerateArgs =
             | Top_P _ -> "nucleus sampling mass (default 1)."
             | Seed _ -> "sampling seed (default 0)."
 
+type EvalArgs =
+    | [<Mandatory>] Model of dir: string
+    | Vision_Tower of dir: string
+    | [<Mandatory>] Questions of jsonl: string
+    | [<Mandatory>] Images of dir: string
+    | [<Mandatory>] Out of jsonl: string
+    | Max_New_Tokens of count: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "LLaVA checkpoint folder."
+            | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
+            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line."
+            | Images _ -> "folder the questions' image paths are relative to."
+            | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
+            | Max_New_Tokens _ -> "default 128."
+
+type ScoreArgs =
+    | [<Mandatory>] Benchmark of name: string
+    | [<Mandatory>] Answers of jsonl: string
+    | [<Mandatory>] Annotations of path: string
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Benchmark _ -> "vqa | vqav2 | gqa | textvqa | vizwiz | pope | mc | scienceqa | mmbench | seed | mme."
+            | Answers _ -> "answers JSONL as `quecc eval` (or LLaVA) writes them."
+            | Annotations _ -> "ground truth (formats in ScoringIO.fs)."
+            | Json -> "print JSON."
+
 type BenchCompressArgs =
     | Batch of size: int
     | Visual_Tokens of list: string
@@ -210,11 +242,15 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Describe of ParseResults<DescribeArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("init-model")>] Init_Model of ParseResults<InitModelArgs>
     | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
+    | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
+    | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Eval _ -> "answer a benchmark's questions (LLaVA question format) with a model."
+            | Score _ -> "score answers with a benchmark's official metric."
             | Compress _ -> "run a trained projector (compressor + MLP) on cached CLIP features."
             | Describe _ -> "parameters per module and FLOPs per image of a projector config (or a model preset)."
             | Init_Model _ -> "write a randomly initialised LLaVA model folder (tiny/small presets)."
@@ -468,6 +504,30 @@ let runGenerate (a: ParseResults<GenerateArgs>) =
     printfn "%s" answer
     0
 
+let runEval (a: ParseResults<EvalArgs>) =
+    let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
+    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let questions = a.GetResult EvalArgs.Questions
+    let report = progressReporter ()
+    Evaluation.evaluate
+        (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
+        (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
+    printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
+    0
+
+let runScore (a: ParseResults<ScoreArgs>) =
+    let name = a.GetResult ScoreArgs.Benchmark
+    let benchmark =
+        match name.Trim().ToLowerInvariant() with
+        | "mc" -> Some Scoring.Benchmark.ScienceQa
+        | other -> Scoring.Benchmark.tryParse other
+        |> Option.defaultWith (fun () ->
+            inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
+    let report = ScoringIO.scoreFiles benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
+    else printfn "%s" (ScoringIO.toText report)
+    0
+
 let runBenchCompress (a: ParseResults<BenchCompressArgs>) =
     let tokens = a.TryGetResult BenchCompressArgs.Visual_Tokens |> Option.map (parseInts "--visual-tokens") |> Option.defaultValue [| 36; 1 |]
     let result =
@@ -511,6 +571,8 @@ let run (argv: string[]) =
         | Describe a -> runDescribe a
         | Init_Model a -> runInitModel a
         | Generate a -> runGenerate a
+        | Eval a -> runEval a
+        | Score a -> runScore a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a

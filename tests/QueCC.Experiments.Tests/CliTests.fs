@@ -219,3 +219,42 @@ let ``compress runs a model's projector on cached features; describe reports its
         Assert.Contains("463,987,712", o4)
     finally
         Directory.Delete(dir, true)
+
+[<Fact>]
+let ``score --benchmark pope --json reports accuracy, precision, recall, F1 and yes-ratio`` () =
+    let dir = tempDir "score"
+    try
+        let answers = Path.Combine(dir, "answers.jsonl")
+        let gt = Path.Combine(dir, "gt.jsonl")
+        // Truth yes, yes, no, no; answers yes, no, yes, no: TP 1, FN 1, FP 1, TN 1.
+        File.WriteAllLines(answers, [ for i, a in [ 1, "Yes, there is."; 2, "No."; 3, "Yes"; 4, "no" ] -> sprintf """{"question_id": %d, "text": "%s"}""" i a ])
+        File.WriteAllLines(gt, [ for i, l in [ 1, "yes"; 2, "yes"; 3, "no"; 4, "no" ] -> sprintf """{"question_id": %d, "label": "%s"}""" i l ])
+        let code, out, err = quecc [ "score"; "--benchmark"; "pope"; "--answers"; answers; "--annotations"; gt; "--json" ]
+        Assert.True((code = 0), err)
+        Assert.Contains("\"benchmark\"", out)
+        // Accuracy = precision = recall = F1 = yes-ratio = 0.5 for this confusion matrix.
+        Assert.Contains("0.5", out)
+        let code2, _, err2 = quecc [ "score"; "--benchmark"; "nope"; "--answers"; answers; "--annotations"; gt ]
+        Assert.Equal(1, code2)
+        Assert.Contains("--benchmark nope", err2)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``eval answers a question file with a tiny model`` () =
+    let dir = tempDir "eval"
+    try
+        let model = Path.Combine(dir, "m")
+        let code, _, err = quecc [ "init-model"; "--preset"; "tiny"; "--out"; model ]
+        Assert.True((code = 0), err)
+        writePng (Path.Combine(dir, "a.png"))
+        let q = Path.Combine(dir, "q.jsonl")
+        File.WriteAllLines(q, [ """{"question_id": "q1", "image": "a.png", "text": "What colour?"}"""; """{"question_id": "q2", "image": "a.png", "text": "Is it red?"}""" ])
+        let out = Path.Combine(dir, "answers.jsonl")
+        let c1, _, e1 = quecc [ "eval"; "--model"; model; "--questions"; q; "--images"; dir; "--out"; out; "--max-new-tokens"; "4" ]
+        Assert.True((c1 = 0), e1)
+        let lines = File.ReadAllLines out
+        Assert.Equal(2, lines.Length)
+        Assert.Contains("\"q1\"", lines[0])
+    finally
+        Directory.Delete(dir, true)
