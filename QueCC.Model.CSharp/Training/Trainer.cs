@@ -101,6 +101,26 @@ public static class Trainer
         return total;
     }
 
+    /// <summary>
+    /// Forward and backward over one optimizer step's samples in micro-batches of <paramref name="batchSize"/>, gradients
+    /// accumulating on the parameters: each micro-batch's summed token loss is divided by the supervised tokens of the
+    /// whole step, so the result does not depend on how the step is split. Returns the step's per-token mean loss.
+    /// </summary>
+    public static double ForwardBackward(LlavaModel model, IReadOnlyList<TokenizedExample> examples, int batchSize)
+    {
+        int tokens = examples.Sum(e => e.SupervisedTokens);
+        double loss = 0;
+        for (int m = 0; m * batchSize < examples.Count; m++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var batch = LlavaDataset.Collate(model, examples.Skip(m * batchSize).Take(batchSize).ToList());
+            var l = model.Loss(batch, nn.Reduction.Sum) / tokens;
+            l.backward();
+            loss += l.item<float>();
+        }
+        return loss;
+    }
+
     /// <summary>Runs (or resumes) a training run; see <see cref="TrainOptions"/>. Errors users can cause throw with a one-line message.</summary>
     public static TrainResult Train(TrainOptions opts, Action<TrainProgress>? progress = null, Action<string>? log = null)
     {
@@ -191,13 +211,7 @@ public static class Trainer
             double loss = 0, gradNorm;
             using (var scope = torch.NewDisposeScope())
             {
-                for (int m = 0; m < opts.GradAccum; m++)
-                {
-                    var batch = LlavaDataset.Collate(model, examples.Skip(m * opts.BatchSize).Take(opts.BatchSize).ToList());
-                    var l = model.Loss(batch, nn.Reduction.Sum) / tokens;
-                    l.backward();
-                    loss += l.item<float>();
-                }
+                loss = ForwardBackward(model, examples, opts.BatchSize);
                 gradNorm = ClipGradNorm(parameters, opts.MaxGradNorm);
                 bool finite = double.IsFinite(loss) && double.IsFinite(gradNorm);
                 if (finite) { optimizer.Step(lr); inARow = 0; }
