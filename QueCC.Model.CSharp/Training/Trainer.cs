@@ -272,6 +272,62 @@ public static class Trainer
                                data.Skipped.Count, nonFinite, data.Examples.Count, total.Elapsed.TotalSeconds, stepSeconds, stopped);
     }
 
+    /// <summary>
+    /// Trainer throughput against a bare loop (collate, forward, backward, AdamW step — no clipping, metrics, TensorBoard,
+    /// progress or checkpoint logic) over the same batches of a random-init <paramref name="preset"/> model on synthetic
+    /// shapes data, in a temporary folder. The first <paramref name="warmupSteps"/> steps of each are not timed.
+    /// Memory: the process's peak working set (native libtorch included) and the largest managed heap seen.
+    /// </summary>
+    public static BenchTrainResult BenchTrain(string preset = "tiny", int steps = 20, int batchSize = 8, string stage = "finetune",
+                                              string device = "cpu", int seed = 0, int warmupSteps = 3, Action<string>? log = null)
+    {
+        if (steps < 1) throw new ArgumentException($"steps {steps}: expected at least 1");
+        var root = Path.Combine(Path.GetTempPath(), $"quecc-benchtrain-{Guid.NewGuid():N}");
+        long managedPeak = 0;
+        void SampleHeap() => managedPeak = Math.Max(managedPeak, GC.GetTotalMemory(false));
+        try
+        {
+            var modelDir = LlavaEntryPoints.InitModel(preset, "quecc", 4, Path.Combine(root, "model"), seed);
+            int total = steps + warmupSteps;
+            var dataJson = SyntheticData.Make("shapes", total * batchSize, seed, 0, Path.Combine(root, "data"));
+            var opts = new TrainOptions
+            {
+                ModelDir = modelDir, DataJson = dataJson, OutDir = Path.Combine(root, "run"), Stage = stage, BatchSize = batchSize, MaxSteps = total,
+                Device = device, Seed = seed, SaveEvery = 0, TensorBoard = true, MaxLength = 2048, GroupByLength = false,
+            };
+            var trained = Train(opts, _ => SampleHeap(), log);
+            double trainerSec = trained.StepSeconds.Skip(warmupSteps).Sum();
+
+            var st = ParseStage(stage);
+            using var model = LlavaCheckpoint.Load(modelDir, null, Runtime.Devices.Resolve(device));
+            var trainable = Freeze(model, st);
+            var data = LlavaDataset.Load(dataJson, Path.GetDirectoryName(dataJson)!, model.Tokenizer!, model.Config.Style, model.VisualTokenCount, 2048);
+            var order = DataOrder.Epoch(data.Examples.Select(e => e.Length).ToList(), seed, 0, batchSize, false);
+            using var opt = new AdamW(trainable.Select(t => (t.Name, (Tensor)t.Param)).ToList());
+            double bareSec = 0;
+            for (int s = 0; s < total; s++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var scope = torch.NewDisposeScope())
+                {
+                    var batch = LlavaDataset.Collate(model, order.Skip(s * batchSize).Take(batchSize).Select(i => data.Examples[i]).ToList());
+                    model.Loss(batch).backward();
+                    opt.Step(PeakLr(opts, st));
+                    using (torch.no_grad()) foreach (var (_, p) in trainable) p.grad?.zero_();
+                }
+                if (s >= warmupSteps) bareSec += sw.Elapsed.TotalSeconds;
+                SampleHeap();
+            }
+            double trainerRate = steps * batchSize / trainerSec, bareRate = steps * batchSize / bareSec;
+            return new BenchTrainResult(preset, device, steps, batchSize, trainerRate, bareRate, (bareRate / trainerRate - 1) * 100,
+                                        Process.GetCurrentProcess().PeakWorkingSet64, managedPeak);
+        }
+        finally
+        {
+            try { Directory.Delete(root, true); } catch (IOException) { }
+        }
+    }
+
     /// <summary>A full model folder (LlavaCheckpoint layout + the tokenizer files of the source folder), written beside and renamed into place.</summary>
     private static string SaveFinal(LlavaModel model, string sourceDir, string finalDir)
     {
