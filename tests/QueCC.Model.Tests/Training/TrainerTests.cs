@@ -21,7 +21,8 @@ public class TrainerTests(TrainingFixture fx)
     [Fact]
     public void Same_seed_twice_gives_bit_identical_weights_and_the_stage1_artefacts()
     {
-        var again = Trainer.Train(fx.Options("pretrain-b") with { MaxSteps = 3 });
+        var again = Trainer.Train(fx.Options("pretrain-b") with { MaxSteps = 3, TensorBoard = true });
+        Assert.Single(Directory.GetFiles(Path.Combine(again.OutDir, "tensorboard"), "events.out.tfevents.*"));
         Assert.Equal(Weights(fx.Pretrain.FinalDir!), Weights(again.FinalDir!));
         Assert.Equal(File.ReadAllBytes(fx.Pretrain.ProjectorFile!), File.ReadAllBytes(again.ProjectorFile!));
         using var proj = Checkpoint.Open(fx.Pretrain.ProjectorFile!);
