@@ -23,6 +23,8 @@ public sealed record TrainerState
     [JsonPropertyName("usable_records")] public int UsableRecords { get; init; }
     /// <summary>Samples consumed since step 0; the data order of every epoch is a function of (seed, epoch), so this is the whole data-order position.</summary>
     [JsonPropertyName("samples_seen")] public long SamplesSeen { get; init; }
+    /// <summary>AdamW's own step count (its bias corrections): the optimizer steps actually applied, i.e. <see cref="Step"/> minus skipped non-finite ones.</summary>
+    [JsonPropertyName("optimizer_step")] public long OptimizerStep { get; init; }
     [JsonPropertyName("non_finite_steps")] public int NonFiniteSteps { get; init; }
     [JsonPropertyName("non_finite_in_a_row")] public int NonFiniteInARow { get; init; }
     [JsonPropertyName("first_loss")] public double? FirstLoss { get; init; }
@@ -33,7 +35,7 @@ public sealed record TrainerState
 /// <summary>
 /// Checkpoints under <c>OUT/checkpoints/step-N/</c>: model.safetensors (the trainable tensors only — frozen ones never
 /// change and are rebuilt from the model folder and the pretrained projector), optimizer.safetensors (AdamW moments;
-/// the step count is in trainer_state.json), rng.safetensors (torch's default generator), trainer_state.json last.
+/// its step count is trainer_state.json's optimizer_step), rng.safetensors (torch's default generator), trainer_state.json last.
 /// Written into <c>step-N.tmp-XXXX/</c>, each file flushed to disk, then renamed to <c>step-N</c>: a crash at any
 /// instant leaves either no <c>step-N</c> or a complete one.
 /// </summary>

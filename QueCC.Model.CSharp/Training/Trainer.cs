@@ -177,7 +177,7 @@ public static class Trainer
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.ModelFile)))
                 LlavaCheckpoint.LoadStrict(trainable.Select(t => (t.Name, (Tensor)t.Param)), ck, _ => false);
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.OptimizerFile)))
-                optimizer.LoadState(ck.Read, st.Step);
+                optimizer.LoadState(ck.Read, st.OptimizerStep);
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.RngFile)))
             using (var rng = ck.Read("torch_rng_state"))
                 torch.random.set_rng_state(rng);
@@ -215,7 +215,7 @@ public static class Trainer
                 gradNorm = ClipGradNorm(parameters, opts.MaxGradNorm);
                 bool finite = double.IsFinite(loss) && double.IsFinite(gradNorm);
                 if (finite) { optimizer.Step(lr); inARow = 0; }
-                else { nonFinite++; inARow++; optimizer.StepCount++; }
+                else { nonFinite++; inARow++; }
                 using (torch.no_grad()) foreach (var p in parameters) p.grad?.zero_();
                 if (!finite)
                 {
@@ -247,7 +247,7 @@ public static class Trainer
                 {
                     Step = step, TotalSteps = totalSteps, Epoch = epochF, Stage = stage.ToString().ToLowerInvariant(), Seed = opts.Seed,
                     BatchSize = opts.BatchSize, GradAccum = opts.GradAccum, GroupByLength = groupByLength, UsableRecords = data.Examples.Count,
-                    SamplesSeen = (long)step * window, NonFiniteSteps = nonFinite, NonFiniteInARow = inARow, FirstLoss = firstLoss,
+                    SamplesSeen = (long)step * window, OptimizerStep = optimizer.StepCount, NonFiniteSteps = nonFinite, NonFiniteInARow = inARow, FirstLoss = firstLoss,
                     Trainable = trainable.Select(t => t.Name).ToArray(),
                 };
                 using var rng = torch.random.get_rng_state();
