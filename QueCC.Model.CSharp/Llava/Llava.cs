@@ -175,6 +175,28 @@ public sealed class LlavaModel : IDisposable
     private ChatTokenizer Tok => Tokenizer ?? throw new InvalidOperationException("this model was built without a tokenizer");
 
     /// <summary>
+    /// Token ids and labels of one conversation through the template: assistant answers (with the template's end
+    /// marker) keep their ids, everything else — BOS, system, user turns, the &lt;image&gt; placeholder — is −100.
+    /// </summary>
+    public static (List<int> Ids, List<int> Labels) TokenizeConversation(ChatTokenizer tok, ConversationStyle style, IReadOnlyList<(string User, string? Assistant)> turns)
+    {
+        var ids = new List<int>();
+        var labels = new List<int>();
+        if (tok.BosTokenId is { } bos) { ids.Add(bos); labels.Add(IgnoreIndex); }
+        foreach (var seg in Conversation.Render(style, turns))
+        {
+            var chunk = TokenizeWithImage(tok, seg.Text);
+            if (tok.BosTokenId is not null) chunk.RemoveAt(0);
+            ids.AddRange(chunk);
+            labels.AddRange(chunk.Select(t => seg.Supervised && t != ImageTokenIndex ? t : IgnoreIndex));
+        }
+        return (ids, labels);
+    }
+
+    /// <summary>Visual tokens per image this model splices in (the compressor's output count, or every patch without one).</summary>
+    public int VisualTokenCount => Config.Projector.OutputTokenCount > 0 ? Config.Projector.OutputTokenCount : VisionTower.Config.NumPatches;
+
+    /// <summary>
     /// Token ids and labels of each sample (assistant answers supervised, everything else −100), visual tokens spliced
     /// in, right-padded. Throws when a sample's number of &lt;image&gt; placeholders differs from its one image.
     /// </summary>
@@ -183,29 +205,23 @@ public sealed class LlavaModel : IDisposable
         if (samples.Count == 0) throw new ArgumentException("empty batch");
         using var scope = torch.NewDisposeScope();
         var tok = Tok;
-        var idsPerSample = new List<List<int>>();
-        var labelsPerSample = new List<List<int>>();
-        for (int s = 0; s < samples.Count; s++)
-        {
-            var ids = new List<int>();
-            var labels = new List<int>();
-            if (tok.BosTokenId is { } bos) { ids.Add(bos); labels.Add(IgnoreIndex); }
-            foreach (var seg in Conversation.Render(Config.Style, samples[s].Turns))
-            {
-                var chunk = TokenizeWithImage(tok, seg.Text);
-                if (tok.BosTokenId is not null) chunk.RemoveAt(0);
-                ids.AddRange(chunk);
-                labels.AddRange(chunk.Select(t => seg.Supervised && t != ImageTokenIndex ? t : IgnoreIndex));
-            }
-            idsPerSample.Add(ids);
-            labelsPerSample.Add(labels);
-        }
+        var tokenized = samples.Select(s => TokenizeConversation(tok, Config.Style, s.Turns)).ToList();
         var pixels = torch.stack(samples.Select(s => s.Pixels).ToArray());
-        var query = Config.Projector.NeedsText
-            ? QueryEmbedding(samples.Select(s => (IReadOnlyList<int>)tok.Encode(QueryText(s.Turns[0].User))).ToList())
-            : null;
+        var queries = samples.Select(s => (IReadOnlyList<int>)tok.Encode(QueryText(s.Turns[0].User))).ToList();
+        var batch = PrepareTokenized(pixels, tokenized.Select(t => t.Ids).ToList(), tokenized.Select(t => t.Labels).ToList(), queries);
+        return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="Prepare"/> for samples already tokenized (and possibly truncated) by the caller: pixels (B, 3, S, S),
+    /// ids/labels with one <see cref="ImageTokenIndex"/> each, and the token ids of each QueCC query text.
+    /// </summary>
+    public LlavaBatch PrepareTokenized(Tensor pixels, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
+    {
+        using var scope = torch.NewDisposeScope();
+        var query = Config.Projector.NeedsText ? QueryEmbedding(queryIds) : null;
         var visual = EncodeImages(pixels.to(VisionTower.parameters().First().device), query); // (B, V, D)
-        var batch = Splice(idsPerSample, labelsPerSample, visual);
+        var batch = Splice(ids, labels, visual);
         return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
     }
 
@@ -245,15 +261,18 @@ public sealed class LlavaModel : IDisposable
         return new LlavaBatch(x.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Mean next-token cross-entropy over supervised positions (HF shift: position t predicts label t+1).</summary>
-    public Tensor Loss(LlavaBatch batch)
+    /// <summary>
+    /// Next-token cross-entropy over supervised positions (HF shift: position t predicts label t+1): their mean, or
+    /// their sum with <paramref name="reduction"/> Sum (the trainer normalises by the tokens of a whole accumulation window).
+    /// </summary>
+    public Tensor Loss(LlavaBatch batch, nn.Reduction reduction = nn.Reduction.Mean)
     {
         using var scope = torch.NewDisposeScope();
         var logits = Llm.Forward(inputsEmbeds: batch.InputsEmbeds, attentionMask: batch.AttentionMask).Logits; // (B, L, V)
         long l = logits.shape[1];
         var pred = logits.narrow(1, 0, l - 1).reshape(-1, logits.shape[2]).to_type(ScalarType.Float32);
         var target = batch.Labels.narrow(1, 1, l - 1).reshape(-1);
-        return nn.functional.cross_entropy(pred, target, ignore_index: IgnoreIndex).MoveToOuterDisposeScope();
+        return nn.functional.cross_entropy(pred, target, ignore_index: IgnoreIndex, reduction: reduction).MoveToOuterDisposeScope();
     }
 
     /// <summary>Answers one question about one image (batch of one; the prompt gets "&lt;image&gt;\n" in front when it has no placeholder).</summary>

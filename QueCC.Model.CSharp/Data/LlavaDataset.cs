@@ -1,0 +1,200 @@
+using System.Text.Json;
+using QueCC.Model.Clip;
+using QueCC.Model.Llava;
+using QueCC.Model.Text;
+using SkiaSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QueCC.Model.Data;
+
+/// <summary>A record of a LLaVA conversation file that passed validation: one image and (user, assistant) turns.</summary>
+public sealed record LlavaRecord(string Id, string ImagePath, IReadOnlyList<(string User, string? Assistant)> Turns);
+
+/// <summary>A record left out of training, with the reason (written to the log and to skipped_records.jsonl).</summary>
+public sealed record SkippedRecord(int Index, string Id, string Reason);
+
+/// <summary>A record tokenized through the model's template: ids and labels with one image placeholder, the QueCC query ids,
+/// and <see cref="Length"/>, the sequence length the LLM sees after the placeholder becomes the visual tokens.</summary>
+public sealed record TokenizedExample(string Id, string ImagePath, List<int> Ids, List<int> Labels, IReadOnlyList<int> QueryIds, int Length)
+{
+    /// <summary>Positions that carry a loss after the next-token shift.</summary>
+    public int SupervisedTokens => Labels.Skip(1).Count(l => l != LlavaModel.IgnoreIndex);
+}
+
+/// <summary>
+/// The LLaVA conversation JSON format: <c>[{"id", "image": "relative/path.png", "conversations": [{"from": "human",
+/// "value": "&lt;image&gt;\nQ"}, {"from": "gpt", "value": "A"}, …]}]</c>, images relative to an image folder.
+/// </summary>
+public static class LlavaJson
+{
+    private static readonly string[] UserRoles = { "human", "user" };
+    private static readonly string[] AssistantRoles = { "gpt", "assistant" };
+
+    /// <summary>
+    /// Reads and validates every record. A file that is not LLaVA JSON at all (missing, bad JSON, not an array) throws
+    /// with a one-line message naming the file; a malformed record is returned in <c>Skipped</c> with its reason.
+    /// The &lt;image&gt; placeholder is moved to the front of the first user turn as LLaVA's preprocess_multimodal does
+    /// (and added there when a record with an image has none).
+    /// </summary>
+    public static (List<LlavaRecord> Records, List<SkippedRecord> Skipped) Read(string jsonPath, string imagesDir)
+    {
+        if (!File.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: LLaVA data file not found", jsonPath);
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new InvalidDataException($"{jsonPath}: not LLaVA JSON: the file is not valid JSON ({e.Message})"); }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"{jsonPath}: not LLaVA JSON: expected a top-level array of {{\"id\", \"image\", \"conversations\"}} records, found {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
+            var records = new List<LlavaRecord>();
+            var skipped = new List<SkippedRecord>();
+            int index = 0;
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                var id = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("id", out var idEl)
+                    ? (idEl.ValueKind == JsonValueKind.String ? idEl.GetString()! : idEl.GetRawText())
+                    : $"#{index}";
+                var reason = Validate(e, imagesDir, out var record, id);
+                if (reason is null) records.Add(record!);
+                else skipped.Add(new SkippedRecord(index, id, reason));
+                index++;
+            }
+            return (records, skipped);
+        }
+    }
+
+    private static string? Validate(JsonElement e, string imagesDir, out LlavaRecord? record, string id)
+    {
+        record = null;
+        if (e.ValueKind != JsonValueKind.Object) return $"expected an object, found {e.ValueKind.ToString().ToLowerInvariant()}";
+        if (!e.TryGetProperty("image", out var img) || img.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(img.GetString()))
+            return "field 'image': expected a relative image path (QueCC trains on exactly one image per sample)";
+        var imagePath = Path.Combine(imagesDir, img.GetString()!);
+        if (!File.Exists(imagePath)) return $"image file not found: {imagePath}";
+        using (var codec = SKCodec.Create(imagePath))
+            if (codec is null) return $"image file is not a readable PNG/JPEG: {imagePath}";
+        if (!e.TryGetProperty("conversations", out var conv) || conv.ValueKind != JsonValueKind.Array)
+            return "field 'conversations': expected an array of {\"from\", \"value\"} turns";
+        var msgs = new List<(bool User, string Value)>();
+        int k = 0;
+        foreach (var t in conv.EnumerateArray())
+        {
+            if (t.ValueKind != JsonValueKind.Object || !t.TryGetProperty("from", out var from) || from.ValueKind != JsonValueKind.String
+                || !t.TryGetProperty("value", out var value) || value.ValueKind != JsonValueKind.String)
+                return $"conversations[{k}]: expected {{\"from\": string, \"value\": string}}";
+            var role = from.GetString()!.ToLowerInvariant();
+            bool user = UserRoles.Contains(role);
+            if (!user && !AssistantRoles.Contains(role)) return $"conversations[{k}].from '{from.GetString()}': expected human or gpt";
+            msgs.Add((user, value.GetString()!));
+            k++;
+        }
+        if (msgs.Count == 0) return "field 'conversations' is empty";
+        if (!msgs.Any(m => !m.User)) return "no assistant (gpt) turn";
+        for (int i = 0; i < msgs.Count; i++)
+            if (msgs[i].User != (i % 2 == 0))
+                return $"conversations[{i}]: expected {(i % 2 == 0 ? "human" : "gpt")} (turns alternate, starting with human)";
+        if (msgs.Count % 2 == 1) return $"conversations[{msgs.Count - 1}]: the last human turn has no gpt answer";
+        int placeholders = msgs.Sum(m => CountOf(m.Value, LlavaModel.ImagePlaceholder));
+        if (placeholders > 1) return $"{placeholders} {LlavaModel.ImagePlaceholder} placeholders; expected one (one image per sample)";
+        if (placeholders == 1 && CountOf(msgs[0].Value, LlavaModel.ImagePlaceholder) == 0)
+            return $"the {LlavaModel.ImagePlaceholder} placeholder is not in the first human turn";
+        if (msgs.Any(m => !m.User && m.Value.Trim().Length == 0)) return "an assistant (gpt) turn is empty";
+        var first = LlavaModel.QueryText(msgs[0].Value);
+        if (first.Length == 0) return "the first human turn has no text besides <image> (QueCC's query needs text)";
+        var turns = new List<(string, string?)> { (LlavaModel.ImagePlaceholder + "\n" + first, msgs[1].Value) };
+        for (int i = 2; i < msgs.Count; i += 2) turns.Add((msgs[i].Value, msgs[i + 1].Value));
+        record = new LlavaRecord(id, imagePath, turns);
+        return null;
+    }
+
+    private static int CountOf(string s, string sub)
+    {
+        int n = 0;
+        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) n++;
+        return n;
+    }
+}
+
+/// <summary>A LLaVA data file tokenized for one model: the usable examples and the skipped records.</summary>
+public sealed class LlavaDataset
+{
+    public string Source { get; }
+    public IReadOnlyList<TokenizedExample> Examples { get; }
+    public IReadOnlyList<SkippedRecord> Skipped { get; }
+
+    private LlavaDataset(string source, List<TokenizedExample> examples, List<SkippedRecord> skipped) =>
+        (Source, Examples, Skipped) = (source, examples, skipped);
+
+    /// <summary>
+    /// Reads <paramref name="jsonPath"/> and tokenizes each record through the model's template. A sequence longer than
+    /// <paramref name="maxLength"/> (counting the visual tokens) is cut at the end, as LLaVA truncates to model_max_length;
+    /// a record left with no supervised token is skipped. With <paramref name="strict"/> the first malformed record
+    /// throws instead. Each skipped record is reported to <paramref name="log"/> with its id and reason.
+    /// </summary>
+    public static LlavaDataset Load(string jsonPath, string imagesDir, ChatTokenizer tok, ConversationStyle style, int visualTokens,
+                                    int maxLength, bool strict = false, Action<string>? log = null)
+    {
+        if (maxLength <= visualTokens + 1) throw new ArgumentException($"max length {maxLength}: expected more than the {visualTokens} visual tokens + 1");
+        var (records, skipped) = LlavaJson.Read(jsonPath, imagesDir);
+        if (strict && skipped.Count > 0)
+            throw new InvalidDataException($"{jsonPath}: record {skipped[0].Index} (id {skipped[0].Id}): {skipped[0].Reason} (strict mode stops at the first malformed record)");
+        var examples = new List<TokenizedExample>();
+        foreach (var r in records)
+        {
+            var (ids, labels) = LlavaModel.TokenizeConversation(tok, style, r.Turns);
+            int keep = maxLength - visualTokens + 1; // the placeholder id becomes V tokens
+            if (ids.Count > keep) { ids.RemoveRange(keep, ids.Count - keep); labels.RemoveRange(keep, labels.Count - keep); }
+            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, tok.Encode(LlavaModel.QueryText(r.Turns[0].User)), ids.Count - 1 + visualTokens);
+            if (!ids.Contains(LlavaModel.ImageTokenIndex) || ex.SupervisedTokens == 0)
+            {
+                var s = new SkippedRecord(-1, r.Id, $"longer than max length {maxLength}: no assistant token is left after truncation");
+                if (strict) throw new InvalidDataException($"{jsonPath}: record id {r.Id}: {s.Reason} (strict mode stops at the first malformed record)");
+                skipped.Add(s);
+                continue;
+            }
+            examples.Add(ex);
+        }
+        foreach (var s in skipped) log?.Invoke($"{jsonPath}: skipped record {(s.Index >= 0 ? s.Index + " " : "")}(id {s.Id}): {s.Reason}");
+        if (examples.Count == 0)
+            throw new InvalidDataException($"{jsonPath}: no usable LLaVA records ({skipped.Count} skipped{(skipped.Count > 0 ? $"; first: id {skipped[0].Id}: {skipped[0].Reason}" : "")})");
+        return new LlavaDataset(jsonPath, examples, skipped);
+    }
+
+    /// <summary>Preprocessed pixels (3, S, S) of one example's image (LLaVA's "pad" aspect mode unless the model says otherwise).</summary>
+    public static Tensor LoadPixels(string imagePath, ImageAspectMode mode, ClipImageProcessorConfig cfg) =>
+        ClipImageProcessor.Preprocess(RgbImage.Load(imagePath), mode, cfg);
+
+    /// <summary>A batch of examples for <paramref name="model"/>: images loaded and preprocessed, visual tokens spliced in, right-padded.</summary>
+    public static LlavaBatch Collate(LlavaModel model, IReadOnlyList<TokenizedExample> batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var mode = model.Config.Settings.AspectMode(model.Config.Source);
+        var pixels = torch.stack(batch.Select(e => LoadPixels(e.ImagePath, mode, model.ImageProcessorConfig)).ToArray()); // (B, 3, S, S)
+        var b = model.PrepareTokenized(pixels, batch.Select(e => e.Ids).ToList(), batch.Select(e => e.Labels).ToList(), batch.Select(e => e.QueryIds).ToList());
+        return new LlavaBatch(b.InputsEmbeds.MoveToOuterDisposeScope(), b.AttentionMask.MoveToOuterDisposeScope(), b.Labels.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>
+/// The order in which a run visits the examples: a permutation per epoch drawn from (seed, epoch) alone, so a resumed
+/// run recomputes it exactly; optionally grouped by length as HF's LengthGroupedSampler (LLaVA's group_by_modality_length
+/// reduces to it here, since every QueCC sample has an image): mega-batches of 50 batches sorted longest first.
+/// </summary>
+public static class DataOrder
+{
+    public const int MegaBatchMultiplier = 50;
+
+    public static int[] Epoch(IReadOnlyList<int> lengths, int seed, int epoch, int batchSize, bool groupByLength)
+    {
+        var rng = new Random(unchecked(seed * 1_000_003 + epoch));
+        var perm = Enumerable.Range(0, lengths.Count).ToArray();
+        rng.Shuffle(perm);
+        if (!groupByLength) return perm;
+        int mega = Math.Max(1, batchSize * MegaBatchMultiplier);
+        var result = new List<int>(perm.Length);
+        for (int i = 0; i < perm.Length; i += mega)
+            result.AddRange(perm.Skip(i).Take(mega).OrderByDescending(j => lengths[j])); // stable: ties keep the shuffled order
+        return result.ToArray();
+    }
+}
