@@ -149,6 +149,74 @@ type GenerateArgs =
             | Top_P _ -> "nucleus sampling mass (default 1)."
             | Seed _ -> "sampling seed (default 0)."
 
+type MakeDataArgs =
+    | [<Mandatory>] Kind of kind: string
+    | [<Mandatory>] Count of count: int
+    | Seed of seed: int
+    | Eval_Count of count: int
+    | [<Mandatory>] Out of dir: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Kind _ -> "shapes (visual reasoning: colour, shape, count, position) or ocr (rendered words and digits)."
+            | Count _ -> "training samples."
+            | Seed _ -> "seed (default 0); the same seed writes the same files."
+            | Eval_Count _ -> "held-out samples in eval.json (default 0)."
+            | Out _ -> "output folder: data.json, eval.json, images/."
+
+type StageArg =
+    | Pretrain
+    | Finetune
+
+type TrainArgs =
+    | [<Mandatory>] Model of dir: string
+    | Vision_Tower of dir: string
+    | [<Mandatory>] Stage of StageArg
+    | [<Mandatory>] Data of json: string
+    | Images of dir: string
+    | [<Mandatory>] Out of dir: string
+    | Max_Steps of steps: int
+    | Epochs of epochs: int
+    | Batch_Size of size: int
+    | Grad_Accum of steps: int
+    | Lr of lr: float
+    | Warmup_Ratio of ratio: float
+    | Weight_Decay of wd: float
+    | Max_Grad_Norm of norm: float
+    | Save_Every of steps: int
+    | Seed of seed: int
+    | Device of name: string
+    | Pretrained_Projector of safetensors: string
+    | Max_Length of tokens: int
+    | Resume
+    | Strict
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "model folder (init-model output or a LLaVA checkpoint)."
+            | Vision_Tower _ -> "CLIP vision tower folder, when not the model's vision_tower/."
+            | Stage _ -> "pretrain (projector + compressor only) or finetune (projector + LLM); the vision tower is frozen."
+            | Data _ -> "LLaVA conversation JSON."
+            | Images _ -> "folder the records' image paths are relative to (default: the JSON's folder)."
+            | Out _ -> "output folder: checkpoints/, final/, metrics.jsonl, tensorboard/ (+ mm_projector.safetensors after pretrain)."
+            | Max_Steps _ -> "optimizer steps (default: one epoch)."
+            | Epochs _ -> "epochs when --max-steps is not given (default 1)."
+            | Batch_Size _ -> "samples per micro-batch (default 8)."
+            | Grad_Accum _ -> "micro-batches per optimizer step (default 1)."
+            | Lr _ -> "peak learning rate (default 1e-3 pretrain, 2e-5 finetune, as the reference)."
+            | Warmup_Ratio _ -> "linear warmup share of the steps, then cosine (default 0.03)."
+            | Weight_Decay _ -> "AdamW weight decay (default 0)."
+            | Max_Grad_Norm _ -> "global gradient-norm clip, 0 = none (default 1)."
+            | Save_Every _ -> "checkpoint every K optimizer steps (default 100)."
+            | Seed _ -> "seed of data order and initialisation (default 42)."
+            | Device _ -> "auto | cpu | cuda (default auto: CUDA when the loaded runtime has it)."
+            | Pretrained_Projector _ -> "stage-1 mm_projector.safetensors to start stage 2 from."
+            | Max_Length _ -> "longest sequence, visual tokens included (default 2048)."
+            | Resume -> "continue from the newest complete checkpoint in --out."
+            | Strict -> "stop at the first malformed record instead of skipping it."
+
 type EvalArgs =
     | [<Mandatory>] Model of dir: string
     | Vision_Tower of dir: string
@@ -211,6 +279,20 @@ type BenchPrefillArgs =
             | Repeats _ -> "timed repetitions per point (default 3)."
             | Decode_Tokens _ -> "tokens decoded for the KV-cache comparison (default 16)."
 
+type BenchTrainArgs =
+    | Preset of name: string
+    | Steps of steps: int
+    | Batch_Size of size: int
+    | Stage of StageArg
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "tiny | small (default tiny)."
+            | Steps _ -> "timed optimizer steps (default 20)."
+            | Batch_Size _ -> "samples per step (default 8)."
+            | Stage _ -> "pretrain or finetune (default finetune)."
+
 type BenchFitArgs =
     | Repeats of count: int
     | Json
@@ -225,6 +307,7 @@ type BenchArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<BenchFitArgs>
     | [<CliPrefix(CliPrefix.None)>] Compress of ParseResults<BenchCompressArgs>
     | [<CliPrefix(CliPrefix.None)>] Prefill of ParseResults<BenchPrefillArgs>
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<BenchTrainArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -232,6 +315,7 @@ type BenchArgs =
             | Fit _ -> "grid-search throughput (points/s) and continuous-fit time on the paper's data."
             | Compress _ -> "projector forward and forward+backward speed at the paper's dimensions vs the dense-matmul ceiling."
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
+            | Train _ -> "trainer samples/s against a bare forward/backward/step loop on the same batches, and peak memory."
 
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
@@ -242,6 +326,8 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Describe of ParseResults<DescribeArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("init-model")>] Init_Model of ParseResults<InitModelArgs>
     | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("make-data")>] Make_Data of ParseResults<MakeDataArgs>
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
@@ -249,6 +335,8 @@ type QueccArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
+            | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
             | Eval _ -> "answer a benchmark's questions (LLaVA question format) with a model."
             | Score _ -> "score answers with a benchmark's official metric."
             | Compress _ -> "run a trained projector (compressor + MLP) on cached CLIP features."
@@ -504,6 +592,72 @@ let runGenerate (a: ParseResults<GenerateArgs>) =
     printfn "%s" answer
     0
 
+let runMakeData (a: ParseResults<MakeDataArgs>) =
+    let path =
+        QueCC.Model.Data.SyntheticData.Make(
+            a.GetResult MakeDataArgs.Kind, a.GetResult MakeDataArgs.Count, a.GetResult(MakeDataArgs.Seed, defaultValue = 0),
+            a.GetResult(MakeDataArgs.Eval_Count, defaultValue = 0), a.GetResult MakeDataArgs.Out)
+    printfn "wrote %s" path
+    0
+
+let private stageName (s: StageArg) = match s with StageArg.Pretrain -> "pretrain" | StageArg.Finetune -> "finetune"
+
+/// Training progress: a bar with loss, lr, samples/s and ETA on a terminal, ~20 plain lines otherwise.
+let private trainProgress () =
+    let mutable bar: ShellProgressBar.ProgressBar option = None
+    let mutable lastLine = -1
+    fun (p: QueCC.Model.Training.TrainProgress) ->
+        let message =
+            sprintf "step %d/%d loss %.4f lr %.3g grad %.3g %.1f samples/s ETA %s%s" p.Step p.TotalSteps p.Loss p.Lr p.GradNorm p.SamplesPerSecond
+                (p.Eta.ToString @"hh\:mm\:ss") (if p.NonFiniteSteps > 0 then sprintf " (%d non-finite skipped)" p.NonFiniteSteps else "")
+        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
+            let b =
+                match bar with
+                | Some b -> b
+                | None ->
+                    let b = new ShellProgressBar.ProgressBar(p.TotalSteps, "training", ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─'))
+                    bar <- Some b
+                    b
+            b.Tick(p.Step, message)
+            if p.Step >= p.TotalSteps then b.Dispose(); bar <- None
+        else
+            let twentieth = p.Step * 20 / max 1 p.TotalSteps
+            if twentieth <> lastLine || p.Step >= p.TotalSteps then
+                lastLine <- twentieth
+                eprintfn "%s" message
+
+let runTrain (a: ParseResults<TrainArgs>) =
+    let opts =
+        QueCC.Model.Training.TrainOptions(
+            ModelDir = a.GetResult TrainArgs.Model,
+            VisionTowerDir = (a.TryGetResult TrainArgs.Vision_Tower |> Option.toObj),
+            Stage = stageName (a.GetResult TrainArgs.Stage),
+            DataJson = a.GetResult TrainArgs.Data,
+            ImagesDir = (a.TryGetResult TrainArgs.Images |> Option.toObj),
+            OutDir = a.GetResult TrainArgs.Out,
+            MaxSteps = (a.TryGetResult TrainArgs.Max_Steps |> Option.toNullable),
+            Epochs = a.GetResult(TrainArgs.Epochs, defaultValue = 1),
+            BatchSize = a.GetResult(TrainArgs.Batch_Size, defaultValue = 8),
+            GradAccum = a.GetResult(TrainArgs.Grad_Accum, defaultValue = 1),
+            Lr = (a.TryGetResult TrainArgs.Lr |> Option.toNullable),
+            WarmupRatio = a.GetResult(TrainArgs.Warmup_Ratio, defaultValue = 0.03),
+            WeightDecay = a.GetResult(TrainArgs.Weight_Decay, defaultValue = 0.0),
+            MaxGradNorm = a.GetResult(TrainArgs.Max_Grad_Norm, defaultValue = 1.0),
+            SaveEvery = a.GetResult(TrainArgs.Save_Every, defaultValue = 100),
+            Seed = a.GetResult(TrainArgs.Seed, defaultValue = 42),
+            Device = a.GetResult(TrainArgs.Device, defaultValue = "auto"),
+            PretrainedProjector = (a.TryGetResult TrainArgs.Pretrained_Projector |> Option.toObj),
+            MaxLength = a.GetResult(TrainArgs.Max_Length, defaultValue = 2048),
+            Resume = a.Contains TrainArgs.Resume,
+            Strict = a.Contains TrainArgs.Strict)
+    let r = QueCC.Model.Training.Trainer.Train(opts, Action<_>(trainProgress ()), Action<string>(eprintfn "%s"))
+    printfn "trained %d/%d steps%s: loss %.4f → %.4f in %.1f s; metrics %s%s%s"
+        r.Steps r.TotalSteps (match Option.ofNullable r.ResumedFromStep with Some s -> sprintf " (resumed from step %d)" s | None -> "")
+        r.FirstLoss r.LastLoss r.TrainSeconds r.MetricsPath
+        (match r.FinalDir with null -> "" | d -> "; final model " + d)
+        (match r.ProjectorFile with null -> "" | f -> "; projector " + f)
+    0
+
 let runEval (a: ParseResults<EvalArgs>) =
     let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
@@ -556,6 +710,19 @@ let runBenchPrefill (a: ParseResults<BenchPrefillArgs>) =
     printfn "decode (%d tokens): %.1f tokens/s with KV cache, %.1f tokens/s without" r.DecodeTokens r.DecodeTokensPerSecondCached r.DecodeTokensPerSecondUncached
     0
 
+let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
+    let stage = a.GetResult(BenchTrainArgs.Stage, defaultValue = StageArg.Finetune) |> stageName
+    let r =
+        QueCC.Model.Training.Trainer.BenchTrain(
+            a.GetResult(BenchTrainArgs.Preset, defaultValue = "tiny"), a.GetResult(BenchTrainArgs.Steps, defaultValue = 20),
+            a.GetResult(BenchTrainArgs.Batch_Size, defaultValue = 8), stage, "cpu", 0, 3, 2, Action<string>(eprintfn "%s"))
+    printfn "quecc bench train: preset %s, %s, %s, %d steps × batch %d, %d torch threads" r.Preset stage r.Device r.Steps r.BatchSize (TorchSharp.torch.get_num_threads ())
+    printfn "  trainer     %8.1f samples/s" r.TrainerSamplesPerSecond
+    printfn "  bare loop   %8.1f samples/s" r.BareSamplesPerSecond
+    printfn "  overhead    %+7.1f%%" r.OverheadPercent
+    printfn "  peak memory %8.0f MB working set, %.0f MB managed heap" (float r.PeakWorkingSetBytes / 1e6) (float r.PeakManagedBytes / 1e6)
+    0
+
 /// Messages of the C# library's user errors can span lines (lists of keys); the CLI prints one line.
 let private oneLine (s: string) = s.Replace("\r", "").Replace("\n", "; ")
 
@@ -571,6 +738,8 @@ let run (argv: string[]) =
         | Describe a -> runDescribe a
         | Init_Model a -> runInitModel a
         | Generate a -> runGenerate a
+        | Make_Data a -> runMakeData a
+        | Train a -> runTrain a
         | Eval a -> runEval a
         | Score a -> runScore a
         | Bench b ->
@@ -578,6 +747,7 @@ let run (argv: string[]) =
             | BenchArgs.Fit a -> runBenchFit a
             | BenchArgs.Compress a -> runBenchCompress a
             | BenchArgs.Prefill a -> runBenchPrefill a
+            | BenchArgs.Train a -> runBenchTrain a
     with
     | :? ArguParseException as e ->
         let isHelp = e.ErrorCode = ErrorCode.HelpText

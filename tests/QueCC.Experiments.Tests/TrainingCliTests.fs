@@ -1,0 +1,95 @@
+module QueCC.Experiments.Tests.TrainingCliTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Threading
+open Xunit
+open QueCC.Experiments.Tests.CliTests
+
+/// The CLI as a child process, so it can really be killed (quecc.dll is copied beside the tests).
+let startQuecc (output: Text.StringBuilder) (args: string list) =
+    let psi = ProcessStartInfo("dotnet", Path.Combine(AppContext.BaseDirectory, "quecc.dll") :: args, RedirectStandardOutput = true, RedirectStandardError = true)
+    let p = Process.Start psi
+    p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
+    p.ErrorDataReceived.Add ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p
+
+/// Runs the CLI to its end and returns its stdout.
+let runToEnd (args: string list) =
+    let out = Text.StringBuilder()
+    use p = startQuecc out args
+    Assert.True(p.WaitForExit 600_000, "quecc timed out")
+    p.WaitForExit()
+    Assert.Equal(0, p.ExitCode)
+    out.ToString()
+
+/// Every tensor of two safetensors files, byte for byte.
+let assertSameWeights (a: string) (b: string) =
+    use fa = QueCC.Model.Checkpoints.Safetensors.Open a
+    use fb = QueCC.Model.Checkpoints.Safetensors.Open b
+    Assert.Equal<string seq>(fa.Tensors.Keys |> Seq.sort, fb.Tensors.Keys |> Seq.sort)
+    let bytesOf (path: string) (info: QueCC.Model.Checkpoints.TensorInfo) (headerEnd: int64) =
+        use s = File.OpenRead path
+        s.Seek(headerEnd + info.Begin, SeekOrigin.Begin) |> ignore
+        let buf = Array.zeroCreate<byte> (int info.ByteCount)
+        s.ReadExactly(buf)
+        buf
+    let dataStart (path: string) =
+        use s = File.OpenRead path
+        let len = Array.zeroCreate<byte> 8
+        s.ReadExactly(len)
+        8L + BitConverter.ToInt64(len, 0)
+    let sa, sb = dataStart a, dataStart b
+    for k in fa.Tensors.Keys do
+        Assert.True((bytesOf a fa.Tensors[k] sa = bytesOf b fb.Tensors[k] sb), $"tensor {k} differs")
+
+[<Fact>]
+let ``train killed with SIGKILL mid-run and resumed ends with the uninterrupted run's weights`` () =
+    let dir = tempDir "kill"
+    try
+        let q args = let c, _, e = quecc args in Assert.True((c = 0), e)
+        q [ "make-data"; "--kind"; "shapes"; "--count"; "64"; "--seed"; "3"; "--out"; Path.Combine(dir, "data") ]
+        q [ "init-model"; "--preset"; "tiny"; "--visual-tokens"; "4"; "--out"; Path.Combine(dir, "m") ]
+        let train (out: string) (extra: string list) =
+            [ "train"; "--model"; Path.Combine(dir, "m"); "--stage"; "finetune"; "--data"; Path.Combine(dir, "data", "data.json")
+              "--out"; Path.Combine(dir, out); "--max-steps"; "300"; "--batch-size"; "2"; "--save-every"; "3"; "--lr"; "1e-3"
+              "--seed"; "7"; "--device"; "cpu" ]
+            @ extra
+        runToEnd (train "full" []) |> ignore
+        // Kill -9 once a few checkpoints exist, while the run is still going.
+        let victim = startQuecc (Text.StringBuilder()) (train "killed" [])
+        let checkpoints = Path.Combine(dir, "killed", "checkpoints")
+        let sw = Stopwatch.StartNew()
+        while not (Directory.Exists checkpoints && Directory.GetDirectories(checkpoints, "step-*").Length >= 3) && not victim.HasExited && sw.Elapsed.TotalSeconds < 300.0 do
+            Thread.Sleep 20
+        Assert.False(victim.HasExited, "the run finished before it could be killed; make it longer")
+        victim.Kill()   // SIGKILL on Linux: no chance to clean up
+        victim.WaitForExit()
+        Assert.False(Directory.Exists(Path.Combine(dir, "killed", "final")))
+        let resumed = runToEnd (train "killed" [ "--resume" ])
+        // It must really continue from a checkpoint, not start over (which would also end with the same weights).
+        Assert.Matches(@"resumed from step [1-9]", resumed)
+        assertSameWeights (Path.Combine(dir, "full", "final", "model.safetensors")) (Path.Combine(dir, "killed", "final", "model.safetensors"))
+        let metrics = File.ReadAllLines(Path.Combine(dir, "killed", "metrics.jsonl"))
+        Assert.Contains("\"step\"", metrics[0])
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``train rejects a bad data file with one line and writes nothing`` () =
+    let dir = tempDir "train-bad"
+    try
+        let c, _, e = quecc [ "init-model"; "--preset"; "tiny"; "--out"; Path.Combine(dir, "m") ]
+        Assert.True((c = 0), e)
+        let bad = Path.Combine(dir, "bad.json")
+        File.WriteAllText(bad, """{"not": "a list"}""")
+        let c2, _, e2 = quecc [ "train"; "--model"; Path.Combine(dir, "m"); "--stage"; "pretrain"; "--data"; bad; "--out"; Path.Combine(dir, "out") ]
+        Assert.Equal(1, c2)
+        Assert.Contains("bad.json", e2)
+        Assert.Equal(1, e2.Trim().Split('\n').Length)
+        Assert.False(Directory.Exists(Path.Combine(dir, "out", "final")))
+    finally
+        Directory.Delete(dir, true)
