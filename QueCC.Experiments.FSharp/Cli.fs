@@ -217,6 +217,28 @@ type TrainArgs =
             | Resume -> "continue from the newest complete checkpoint in --out."
             | Strict -> "stop at the first malformed record instead of skipping it."
 
+type SweepArgs =
+    | [<Mandatory>] Preset of name: string
+    | [<Mandatory>] Out of dir: string
+    | Jobs of count: int
+    | Only of index: int
+    | Collect
+    | Emit_Slurm of path: string
+    | Threads of count: int
+    | Bootstrap of resamples: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "smoke | mini | a sweep JSON file (llms, compressors, visual_tokens, tasks, seeds, training)."
+            | Out _ -> "output folder: data/, runs/<id>/, results.csv, summary.json, report.html."
+            | Jobs _ -> "runs at a time, each in its own process (default 1: in this process)."
+            | Only _ -> "run only run I (a Slurm array task); no report."
+            | Collect -> "assemble results.csv and report.html from finished runs; run nothing."
+            | Emit_Slurm _ -> "write a Slurm job-array script whose task i runs run i; run nothing."
+            | Threads _ -> "torch threads per run (default: all cores / jobs)."
+            | Bootstrap _ -> "bootstrap resamples for the report's intervals (default 200)."
+
 type EvalArgs =
     | [<Mandatory>] Model of dir: string
     | Vision_Tower of dir: string
@@ -328,6 +350,7 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("make-data")>] Make_Data of ParseResults<MakeDataArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Sweep of ParseResults<SweepArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
@@ -337,6 +360,7 @@ type QueccArgs =
             match a with
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
+            | Sweep _ -> "a miniature scaling study: LLM sizes × compressors × visual tokens × task families, then the law per family."
             | Eval _ -> "answer a benchmark's questions (LLaVA question format) with a model."
             | Score _ -> "score answers with a benchmark's official metric."
             | Compress _ -> "run a trained projector (compressor + MLP) on cached CLIP features."
@@ -658,6 +682,91 @@ let runTrain (a: ParseResults<TrainArgs>) =
         (match r.ProjectorFile with null -> "" | f -> "; projector " + f)
     0
 
+let runSweep (a: ParseResults<SweepArgs>) =
+    let presetArg = a.GetResult SweepArgs.Preset
+    let spec = Sweep.resolve presetArg
+    let out = a.GetResult SweepArgs.Out
+    let runs = Sweep.expand spec
+    let jobs = a.GetResult(SweepArgs.Jobs, defaultValue = 1)
+    if jobs < 1 then inputError "--jobs %d: expected at least 1" jobs
+    let threads = a.GetResult(SweepArgs.Threads, defaultValue = max 1 (Environment.ProcessorCount / jobs))
+    if threads < 1 then inputError "--threads %d: expected at least 1" threads
+    TorchSharp.torch.set_num_threads threads
+    let bootstrapB = a.GetResult(SweepArgs.Bootstrap, defaultValue = 200)
+    let report () =
+        let results, fits, comparisons = SweepReport.collect spec out bootstrapB
+        let ok = results |> List.filter (fun r -> r.Score.IsSome) |> List.length
+        printfn "sweep %s: %d/%d runs finished, %d failed" spec.Name ok runs.Length (results.Length - ok)
+        for f in fits do
+            match f.Fit with
+            | Ok(fit, b, vstar) ->
+                printfn "  %-7s %-14s alpha = %.4f [%.4f, %.4f]  beta = %.4f [%.4f, %.4f]  V*(Q=50) = %.3g"
+                    f.Task f.Compressor fit.Params.Alpha b.CiAlpha.Lo b.CiAlpha.Hi fit.Params.Beta b.CiBeta.Lo b.CiBeta.Hi
+                    (vstar |> List.find (fun (q, _) -> q = 50.0) |> snd).Value
+            | Error e -> printfn "  %-7s %-14s no fit: %s" f.Task f.Compressor e
+        for c in comparisons do
+            printfn "  %-7s V=%d  quecc %.3f vs avgpool %.3f  (difference 95%% CI [%+.3f, %+.3f], %d pairs)" c.Task c.VisualTokens c.QueccMean c.AvgpoolMean c.Difference.Lo c.Difference.Hi c.Pairs
+        printfn "wrote %s, %s and %s" (Path.Combine(out, "results.csv")) (Path.Combine(out, "summary.json")) (Path.Combine(out, "report.html"))
+        0
+    match a.TryGetResult SweepArgs.Emit_Slurm, a.TryGetResult SweepArgs.Only, a.Contains SweepArgs.Collect with
+    | Some path, _, _ ->
+        Sweep.writeSpec out spec
+        Directory.CreateDirectory(Path.Combine(out, "slurm")) |> ignore
+        let full = Path.GetFullPath path
+        Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
+        Reproduce.writeAtomically full (Sweep.slurmScript spec presetArg out runs.Length threads)
+        printfn "wrote %s: a %d-task job array; submit with sbatch, then: quecc sweep --preset %s --out %s --collect" full runs.Length presetArg out
+        0
+    | None, Some i, _ ->
+        let run =
+            runs |> List.tryFind (fun r -> r.Index = i)
+            |> Option.defaultWith (fun () -> inputError "--only %d: the sweep has runs 0..%d" i (runs.Length - 1))
+        Sweep.writeSpec out spec
+        if Sweep.isFinished out run then
+            printfn "run %d (%s) already finished" i run.Id
+            0
+        else
+            let r = Sweep.executeRun spec out run
+            match r.Score with
+            | Some s -> printfn "run %d (%s): score %.3f in %.1f s" i run.Id s r.Seconds; 0
+            | None -> eprintfn "run %d (%s) failed: %s" i run.Id (defaultArg r.Error ""); 1
+    | None, None, true -> report ()
+    | None, None, false ->
+        Sweep.writeSpec out spec
+        let todo = runs |> List.filter (fun r -> not (Sweep.isFinished out r))
+        printfn "sweep %s: %d runs, %d to do (%d finished before), %d at a time" spec.Name runs.Length todo.Length (runs.Length - todo.Length) jobs
+        let progress = progressReporter ()
+        progress "sweep" (max 1 todo.Length) 0
+        let mutable completed = 0
+        let tick () =
+            completed <- completed + 1
+            progress "sweep" (max 1 todo.Length) completed
+        if jobs = 1 then
+            for r in todo do
+                Sweep.executeRun spec out r |> ignore
+                tick ()
+        else
+            // Each run in its own process, exactly as a Slurm array task runs it.
+            let gate = new Threading.SemaphoreSlim(jobs)
+            let lockObj = obj ()
+            let tasks =
+                todo
+                |> List.map (fun r ->
+                    Threading.Tasks.Task.Run(fun () ->
+                        gate.Wait()
+                        try
+                            let cmd = Sweep.selfCommand () @ [ "sweep"; "--preset"; presetArg; "--out"; out; "--only"; string r.Index; "--threads"; string threads ]
+                            let psi = ProcessStartInfo(List.head cmd, List.tail cmd, RedirectStandardOutput = true, RedirectStandardError = true)
+                            use p = Process.Start psi
+                            p.StandardOutput.ReadToEndAsync() |> ignore
+                            p.StandardError.ReadToEndAsync() |> ignore
+                            p.WaitForExit()
+                        finally
+                            gate.Release() |> ignore
+                            lock lockObj tick))
+            Threading.Tasks.Task.WaitAll(tasks |> Array.ofList)
+        report ()
+
 let runEval (a: ParseResults<EvalArgs>) =
     let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
@@ -740,6 +849,7 @@ let run (argv: string[]) =
         | Generate a -> runGenerate a
         | Make_Data a -> runMakeData a
         | Train a -> runTrain a
+        | Sweep a -> runSweep a
         | Eval a -> runEval a
         | Score a -> runScore a
         | Bench b ->

@@ -10,7 +10,7 @@ namespace QueCC.Model.Presets;
 public sealed record ModelPreset(string Name, ClipVisionConfig Vision, DecoderConfig Text, int SelectLayer, IReadOnlyList<int> MultiLevelLayers)
 {
     /// <summary>True for the real-shape presets, which are for meta-device checks and loading checkpoints, not random init on a CPU.</summary>
-    public bool ConfigOnly => !(Name is "tiny" or "small");
+    public bool ConfigOnly => !(Name is "tiny" or "small" || Name.StartsWith("sweep-"));
 }
 
 public static class Presets
@@ -80,8 +80,21 @@ public static class Presets
         MaxPositionEmbeddings = 4096, RopeTheta = 10000.0, TieWordEmbeddings = false, TorchDtype = "float32",
     };
 
+    /// <summary>
+    /// LLM sizes for miniature scaling studies (`quecc sweep`): Qwen2-shaped decoders with the tiny vision tower,
+    /// from ~26K to ~660K parameters (25×), all fast enough to train on a laptop CPU in seconds.
+    /// </summary>
+    public static Qwen2Config SweepDecoder(int hidden, int layers, int heads, int kvHeads) => TinyQwen2 with
+    {
+        HiddenSize = hidden, IntermediateSize = 2 * hidden, NumHiddenLayers = layers, NumAttentionHeads = heads, NumKeyValueHeads = kvHeads,
+    };
+
     private static readonly Dictionary<string, ModelPreset> All = new()
     {
+        ["sweep-xs"] = new("sweep-xs", TinyClip, SweepDecoder(32, 1, 2, 1), -2, new[] { 0, 1, 2, 3 }),
+        ["sweep-s"] = new("sweep-s", TinyClip, SweepDecoder(64, 2, 4, 2), -2, new[] { 0, 1, 2, 3 }),
+        ["sweep-m"] = new("sweep-m", TinyClip, SweepDecoder(96, 3, 4, 2), -2, new[] { 0, 1, 2, 3 }),
+        ["sweep-l"] = new("sweep-l", TinyClip, SweepDecoder(128, 4, 4, 2), -2, new[] { 0, 1, 2, 3 }),
         ["tiny"] = new("tiny", TinyClip, TinyQwen2, -2, new[] { 0, 1, 2, 3 }),
         ["small"] = new("small", SmallClip, SmallQwen2, -2, new[] { 6, 8, 10, 11 }),
         ["qwen1.5-0.5b"] = new("qwen1.5-0.5b", ClipVitL336, Qwen15_05B, -2, ClipFeatures.QueccMultiLevelLayers),

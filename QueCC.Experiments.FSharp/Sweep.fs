@@ -1,0 +1,388 @@
+/// Miniature scaling studies: a sweep is a record (LLM sizes × compressors × visual tokens × task families
+/// × seeds, plus training settings) expanded into runs with stable ids. Each run makes or reuses synthetic data,
+/// trains stage 1 and stage 2, answers the held-out split and leaves one result row. The pure part (specs,
+/// expansion, the results table) comes first; running, Slurm scripts and the report are at the end.
+module QueCC.Experiments.Sweep
+
+open System
+open System.Diagnostics
+open System.Globalization
+open System.IO
+open System.Text
+open System.Text.Json
+open System.Text.Json.Nodes
+open QueCC.Experiments.Data
+
+type TrainingSettings =
+    { TrainSamples: int
+      EvalSamples: int
+      PretrainSteps: int
+      FinetuneSteps: int
+      BatchSize: int
+      PretrainLr: float
+      /// The LLMs start from random weights here, so stage 2 needs a larger rate than the reference's 2e-5.
+      FinetuneLr: float
+      MaxNewTokens: int }
+
+type SweepSpec =
+    { Name: string
+      /// Decoder presets (`sweep-xs` … `sweep-l`, or `tiny`/`small`); N is their parameter count.
+      Llms: string list
+      Compressors: string list
+      VisualTokens: int list
+      Tasks: string list
+      Seeds: int list
+      Training: TrainingSettings }
+
+type Run =
+    { Index: int
+      Id: string
+      Llm: string
+      Compressor: string
+      VisualTokens: int
+      Task: string
+      Seed: int }
+
+type RunResult =
+    { Run: Run
+      LlmParams: int64
+      /// Exact-match accuracy on the held-out split; None when the run failed.
+      Score: float option
+      Error: string option
+      Seconds: float }
+
+let smoke =
+    { Name = "smoke"
+      Llms = [ "sweep-xs"; "sweep-m" ]
+      Compressors = [ "quecc" ]
+      VisualTokens = [ 1; 4; 16; 64 ]
+      Tasks = [ "shapes"; "ocr" ]
+      Seeds = [ 0 ]
+      Training =
+        { TrainSamples = 256
+          EvalSamples = 32
+          PretrainSteps = 16
+          FinetuneSteps = 160
+          BatchSize = 8
+          PretrainLr = 1e-3
+          FinetuneLr = 1e-3
+          MaxNewTokens = 4 } }
+
+let mini =
+    { Name = "mini"
+      Llms = [ "sweep-xs"; "sweep-s"; "sweep-m"; "sweep-l" ]
+      Compressors = [ "quecc"; "avgpool" ]
+      VisualTokens = [ 1; 4; 16; 36; 64; 144 ]
+      Tasks = [ "shapes"; "ocr" ]
+      Seeds = [ 0 ]
+      Training =
+        { TrainSamples = 1024
+          EvalSamples = 64
+          PretrainSteps = 64
+          FinetuneSteps = 384
+          BatchSize = 8
+          PretrainLr = 1e-3
+          FinetuneLr = 1e-3
+          MaxNewTokens = 4 } }
+
+let presets = [ smoke; mini ]
+
+let knownTasks = [ "shapes"; "ocr" ]
+let knownCompressors = [ "quecc"; "quecc_noquery"; "tokenpacker"; "avgpool"; "none" ]
+
+/// Checks a spec before anything runs; `source` names where it came from.
+let validate (source: string) (s: SweepSpec) =
+    let nonEmpty name (xs: 'a list) = if xs.IsEmpty then inputError "%s: \"%s\" is empty; expected at least one value" source name
+    nonEmpty "llms" s.Llms
+    nonEmpty "compressors" s.Compressors
+    nonEmpty "visual_tokens" s.VisualTokens
+    nonEmpty "tasks" s.Tasks
+    nonEmpty "seeds" s.Seeds
+    for t in s.Tasks do
+        if not (List.contains t knownTasks) then inputError "%s: task \"%s\"; expected one of %s" source t (String.Join(", ", knownTasks))
+    for c in s.Compressors do
+        if not (List.contains c knownCompressors) then
+            inputError "%s: compressor \"%s\"; expected one of %s" source c (String.Join(", ", knownCompressors))
+    for v in s.VisualTokens do
+        let side = int (Math.Round(sqrt (float v)))
+        if v < 1 || side * side <> v || 24 % side <> 0 then
+            inputError "%s: visual_tokens %d; expected h² with h dividing 24 (1, 4, 9, 16, 36, 64, 144, 576)" source v
+    for l in s.Llms do
+        if not (QueCC.Model.Presets.Presets.Names |> Seq.contains l) || QueCC.Model.Presets.Presets.Get(l).ConfigOnly then
+            inputError "%s: llm \"%s\"; expected a trainable preset (sweep-xs, sweep-s, sweep-m, sweep-l, tiny, small)" source l
+    let t = s.Training
+    let positive name v = if v < 1 then inputError "%s: training.%s is %d; expected a positive integer" source name v
+    positive "train_samples" t.TrainSamples
+    positive "eval_samples" t.EvalSamples
+    positive "pretrain_steps" t.PretrainSteps
+    positive "finetune_steps" t.FinetuneSteps
+    positive "batch_size" t.BatchSize
+    positive "max_new_tokens" t.MaxNewTokens
+    if not (t.PretrainLr > 0.0 && t.FinetuneLr > 0.0) then inputError "%s: learning rates must be positive" source
+    s
+
+/// Reads a sweep from JSON; absent fields take the smoke preset's values.
+let parseSpec (source: string) (text: string) : SweepSpec =
+    let root =
+        try
+            match JsonNode.Parse text with
+            | :? JsonObject as o -> o
+            | _ -> inputError "%s: expected a JSON object with llms, compressors, visual_tokens, tasks, seeds, training" source
+        with :? JsonException as e -> inputError "%s: not valid JSON (%s)" source (e.Message.Split('\n')[0])
+    let get (o: JsonObject) (name: string) (read: JsonNode -> 'a) (fallback: 'a) =
+        match o[name] with
+        | null -> fallback
+        | v ->
+            try read v
+            with
+            | :? InputError -> reraise ()
+            | _ -> inputError "%s: field \"%s\" is %s; expected %s" source name (v.ToJsonString()) (typeof<'a>.Name)
+    let strings (v: JsonNode) = v.AsArray() |> Seq.map (fun x -> x.GetValue<string>()) |> List.ofSeq
+    let ints (v: JsonNode) = v.AsArray() |> Seq.map (fun x -> x.GetValue<int>()) |> List.ofSeq
+    let d = smoke
+    let t =
+        match root["training"] with
+        | :? JsonObject as o ->
+            let dt = d.Training
+            { TrainSamples = get o "train_samples" (fun v -> v.GetValue<int>()) dt.TrainSamples
+              EvalSamples = get o "eval_samples" (fun v -> v.GetValue<int>()) dt.EvalSamples
+              PretrainSteps = get o "pretrain_steps" (fun v -> v.GetValue<int>()) dt.PretrainSteps
+              FinetuneSteps = get o "finetune_steps" (fun v -> v.GetValue<int>()) dt.FinetuneSteps
+              BatchSize = get o "batch_size" (fun v -> v.GetValue<int>()) dt.BatchSize
+              PretrainLr = get o "pretrain_lr" (fun v -> v.GetValue<float>()) dt.PretrainLr
+              FinetuneLr = get o "finetune_lr" (fun v -> v.GetValue<float>()) dt.FinetuneLr
+              MaxNewTokens = get o "max_new_tokens" (fun v -> v.GetValue<int>()) dt.MaxNewTokens }
+        | null -> d.Training
+        | v -> inputError "%s: field \"training\" is %s; expected an object" source (v.ToJsonString())
+    { Name = get root "name" (fun v -> v.GetValue<string>()) (Path.GetFileNameWithoutExtension source)
+      Llms = get root "llms" strings d.Llms
+      Compressors = get root "compressors" strings d.Compressors
+      VisualTokens = get root "visual_tokens" ints d.VisualTokens
+      Tasks = get root "tasks" strings d.Tasks
+      Seeds = get root "seeds" ints d.Seeds
+      Training = t }
+    |> validate source
+
+let toJson (s: SweepSpec) =
+    let strs (xs: string list) = JsonArray(xs |> List.map (fun x -> JsonValue.Create x :> JsonNode) |> Array.ofList)
+    let ints (xs: int list) = JsonArray(xs |> List.map (fun x -> JsonValue.Create x :> JsonNode) |> Array.ofList)
+    let t = s.Training
+    let o = JsonObject()
+    o["name"] <- JsonValue.Create s.Name
+    o["llms"] <- strs s.Llms
+    o["compressors"] <- strs s.Compressors
+    o["visual_tokens"] <- ints s.VisualTokens
+    o["tasks"] <- strs s.Tasks
+    o["seeds"] <- ints s.Seeds
+    let tr = JsonObject()
+    tr["train_samples"] <- JsonValue.Create t.TrainSamples
+    tr["eval_samples"] <- JsonValue.Create t.EvalSamples
+    tr["pretrain_steps"] <- JsonValue.Create t.PretrainSteps
+    tr["finetune_steps"] <- JsonValue.Create t.FinetuneSteps
+    tr["batch_size"] <- JsonValue.Create t.BatchSize
+    tr["pretrain_lr"] <- JsonValue.Create t.PretrainLr
+    tr["finetune_lr"] <- JsonValue.Create t.FinetuneLr
+    tr["max_new_tokens"] <- JsonValue.Create t.MaxNewTokens
+    o["training"] <- tr
+    o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
+
+/// `--preset smoke|mini|FILE.json`.
+let resolve (preset: string) =
+    match presets |> List.tryFind (fun p -> p.Name = preset) with
+    | Some p -> p
+    | None when File.Exists preset -> parseSpec preset (File.ReadAllText preset)
+    | None -> inputError "--preset %s: expected smoke, mini or a sweep JSON file" preset
+
+/// Stable, readable run ids; the index is the run's position in this fixed expansion order (Slurm array index).
+let expand (s: SweepSpec) : Run list =
+    [ for task in s.Tasks do
+          for llm in s.Llms do
+              for c in s.Compressors do
+                  for v in s.VisualTokens do
+                      for seed in s.Seeds -> task, llm, c, v, seed ]
+    |> List.mapi (fun i (task, llm, c, v, seed) ->
+        { Index = i; Id = sprintf "%s_%s_%s_v%d_s%d" task llm c v seed; Llm = llm; Compressor = c; VisualTokens = v; Task = task; Seed = seed })
+
+let llmParams (preset: string) = QueCC.Model.Presets.Presets.Get(preset).Text.ParameterCount()
+
+// ---------------------------------------------------------------------------------------------
+// The results table, in the fitter's schema plus the sweep's own columns.
+
+let resultsHeader = "task,llm_params_b,visual_tokens,score,compressor,seed,run_id,llm_preset"
+
+let resultsCsv (results: RunResult list) =
+    let sb = StringBuilder()
+    sb.AppendLine resultsHeader |> ignore
+    for r in results |> List.sortBy (fun r -> r.Run.Index) do
+        match r.Score with
+        | Some score ->
+            sb.AppendLine(
+                String.Join(
+                    ",",
+                    [ r.Run.Task
+                      (float r.LlmParams / 1e9).ToString("R", CultureInfo.InvariantCulture)
+                      string r.Run.VisualTokens
+                      score.ToString("R", CultureInfo.InvariantCulture)
+                      r.Run.Compressor
+                      string r.Run.Seed
+                      r.Run.Id
+                      r.Run.Llm ]
+                )
+            )
+            |> ignore
+        | None -> ()
+    sb.ToString()
+
+let resultToJson (r: RunResult) =
+    let o = JsonObject()
+    o["index"] <- JsonValue.Create r.Run.Index
+    o["run_id"] <- JsonValue.Create r.Run.Id
+    o["llm_params"] <- JsonValue.Create r.LlmParams
+    o["score"] <- (match r.Score with Some s -> JsonValue.Create s :> JsonNode | None -> null)
+    o["status"] <- JsonValue.Create(if r.Score.IsSome then "ok" else "failed")
+    o["error"] <- (match r.Error with Some e -> JsonValue.Create e :> JsonNode | None -> null)
+    o["seconds"] <- JsonValue.Create r.Seconds
+    o.ToJsonString()
+
+let resultOfJson (run: Run) (text: string) =
+    let o = JsonNode.Parse(text).AsObject()
+    { Run = run
+      LlmParams = o["llm_params"].GetValue<int64>()
+      Score = (match o["score"] with null -> None | v -> Some(v.GetValue<float>()))
+      Error = (match o["error"] with null -> None | v -> Some(v.GetValue<string>()))
+      Seconds = o["seconds"].GetValue<float>() }
+
+// ---------------------------------------------------------------------------------------------
+// Running.
+
+let runDir (out: string) (r: Run) = Path.Combine(out, "runs", r.Id)
+let resultPath out r = Path.Combine(runDir out r, "result.json")
+
+let tryLoadResult (out: string) (r: Run) =
+    let p = resultPath out r
+    if File.Exists p then (try Some(resultOfJson r (File.ReadAllText p)) with _ -> None) else None
+
+let private writeAtomically (path: string) (text: string) =
+    let tmp = path + $".tmp-{Environment.ProcessId}"
+    File.WriteAllText(tmp, text)
+    File.Move(tmp, path, true)
+
+/// Synthetic data shared by every run of a (task, seed): made once, in a temporary folder renamed into place,
+/// so parallel runs (local jobs, Slurm array tasks) never see half a data set.
+let ensureData (spec: SweepSpec) (out: string) (task: string) (seed: int) =
+    let dir = Path.Combine(out, "data", sprintf "%s-s%d-n%d-e%d" task seed spec.Training.TrainSamples spec.Training.EvalSamples)
+    if not (File.Exists(Path.Combine(dir, "eval.json"))) then
+        let tmp = dir + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}"
+        QueCC.Model.Data.SyntheticData.Make(task, spec.Training.TrainSamples, seed, spec.Training.EvalSamples, tmp) |> ignore
+        try Directory.Move(tmp, dir)
+        with :? IOException when Directory.Exists dir -> Directory.Delete(tmp, true) // another run made it first
+    dir
+
+/// The held-out split as LLaVA questions plus exact-match ground truth.
+let evalQuestions (evalJson: string) =
+    let arr = JsonNode.Parse(File.ReadAllText evalJson).AsArray()
+    [ for item in arr ->
+          let o = item.AsObject()
+          let conv = o["conversations"].AsArray()
+          let question = conv[0].["value"].GetValue<string>().Replace("<image>", "").Trim()
+          let answer = conv[1].["value"].GetValue<string>()
+          o["id"].GetValue<string>(), o["image"].GetValue<string>(), question, answer ]
+
+/// Short-answer match: the answer's first words are the ground truth's words (after GQA's normalisation).
+/// Models this small often run on past the answer instead of stopping, which exact match would count wrong.
+let answerMatches (truth: string) (answer: string) =
+    let words (s: string) = (Scoring.normalizeGqa s).Split([| ' '; '\t'; '\n' |], StringSplitOptions.RemoveEmptyEntries)
+    let t, a = words truth, words answer
+    t.Length > 0 && a.Length >= t.Length && Array.forall2 (fun x y -> x = y) t a[.. t.Length - 1]
+
+/// Train stage 1 and 2 and score one run; every failure becomes the run's error, never the sweep's.
+let executeRun (spec: SweepSpec) (out: string) (run: Run) : RunResult =
+    let sw = Stopwatch.StartNew()
+    let dir = runDir out run
+    Directory.CreateDirectory dir |> ignore
+    let logPath = Path.Combine(dir, "log.txt")
+    use logFile = new StreamWriter(logPath, true)
+    let log (s: string) = logFile.WriteLine s; logFile.Flush()
+    let nParams = llmParams run.Llm
+    let result =
+        try
+            let data = ensureData spec out run.Task run.Seed
+            let model = Path.Combine(dir, "init")
+            if not (File.Exists(Path.Combine(model, "config.json"))) then
+                QueCC.Model.Llava.LlavaEntryPoints.InitModel(run.Llm, run.Compressor, run.VisualTokens, model, int64 run.Seed) |> ignore
+            let t = spec.Training
+            let train stage (steps: int) (lr: float) (projector: string option) =
+                let stageOut = Path.Combine(dir, stage)
+                if not (Directory.Exists(Path.Combine(stageOut, "final"))) then
+                    let opts =
+                        QueCC.Model.Training.TrainOptions(
+                            ModelDir = model, Stage = stage, DataJson = Path.Combine(data, "data.json"), OutDir = stageOut,
+                            MaxSteps = Nullable steps, BatchSize = t.BatchSize, Lr = Nullable lr, Seed = run.Seed, Device = "cpu",
+                            SaveEvery = max 1 (steps / 2), Resume = true, TensorBoard = false,
+                            PretrainedProjector = Option.toObj projector)
+                    QueCC.Model.Training.Trainer.Train(opts, null, Action<string> log) |> ignore
+                Path.Combine(stageOut, "final")
+            train "pretrain" t.PretrainSteps t.PretrainLr None |> ignore
+            let final = train "finetune" t.FinetuneSteps t.FinetuneLr (Some(Path.Combine(dir, "pretrain", "mm_projector.safetensors")))
+            let questions = evalQuestions (Path.Combine(data, "eval.json"))
+            let qFile = Path.Combine(dir, "questions.jsonl")
+            let line (id: string, image: string, text: string, _: string) =
+                let o = JsonObject()
+                o["question_id"] <- JsonValue.Create id
+                o["image"] <- JsonValue.Create image
+                o["text"] <- JsonValue.Create text
+                o.ToJsonString()
+            writeAtomically qFile (String.Join("\n", questions |> List.map line) + "\n")
+            let answersFile = Path.Combine(dir, "answers.jsonl")
+            Evaluation.evaluate final None qFile data answersFile t.MaxNewTokens (fun _ _ -> ())
+            let answers = ScoringIO.parseAnswers answersFile (File.ReadAllText answersFile)
+            let correct =
+                questions
+                |> List.filter (fun (id, _, _, gt) ->
+                    match answers.TryFind id with
+                    | Some a -> answerMatches gt a
+                    | None -> false)
+            { Run = run; LlmParams = nParams; Score = Some(float correct.Length / float questions.Length); Error = None; Seconds = 0.0 }
+        with e ->
+            log (e.ToString())
+            { Run = run; LlmParams = nParams; Score = None; Error = Some(e.Message.Split('\n')[0]); Seconds = 0.0 }
+    let result = { result with Seconds = sw.Elapsed.TotalSeconds }
+    writeAtomically (resultPath out run) (resultToJson result)
+    result
+
+/// Finished = has a result with a score; failed runs are tried again on the next invocation.
+let isFinished out run =
+    match tryLoadResult out run with
+    | Some r -> r.Score.IsSome
+    | None -> false
+
+let writeSpec (out: string) (spec: SweepSpec) =
+    Directory.CreateDirectory out |> ignore
+    writeAtomically (Path.Combine(out, "sweep.json")) (toJson spec)
+
+/// The shell command that runs one run of this sweep (what a local job or a Slurm array task executes).
+let selfCommand () =
+    let entry = Reflection.Assembly.GetEntryAssembly().Location
+    let proc = Environment.ProcessPath
+    if Path.GetFileNameWithoutExtension(proc) = "dotnet" then [ proc; entry ] else [ proc ]
+
+let private quote (s: string) = "'" + s.Replace("'", "'\\''") + "'"
+
+/// A Slurm job-array script: task i runs run i (`quecc sweep … --only i`).
+let slurmScript (spec: SweepSpec) (presetArg: string) (out: string) (runCount: int) (threads: int) =
+    let outAbs = Path.GetFullPath out
+    let cmd = selfCommand () @ [ "sweep"; "--preset"; presetArg; "--out"; outAbs; "--only"; "$SLURM_ARRAY_TASK_ID"; "--threads"; string threads ]
+    let line = cmd |> List.map (fun a -> if a = "$SLURM_ARRAY_TASK_ID" then "\"$SLURM_ARRAY_TASK_ID\"" else quote a) |> String.concat " "
+    String.concat
+        "\n"
+        [ "#!/bin/bash"
+          $"#SBATCH --job-name=quecc-{spec.Name}"
+          $"#SBATCH --array=0-{runCount - 1}"
+          $"#SBATCH --cpus-per-task={threads}"
+          $"#SBATCH --output={outAbs}/slurm/%%A_%%a.out"
+          "# One task per run; results land in runs/<id>/result.json. Afterwards:"
+          $"#   quecc sweep --preset {presetArg} --out {outAbs} --collect"
+          "set -euo pipefail"
+          $"cd {quote Environment.CurrentDirectory}"
+          line
+          "" ]
