@@ -366,7 +366,8 @@ let selfCommand () =
     let proc = Environment.ProcessPath
     if Path.GetFileNameWithoutExtension(proc) = "dotnet" then [ proc; entry ] else [ proc ]
 
-let private quote (s: string) = "'" + s.Replace("'", "'\\''") + "'"
+let private quote (s: string) =
+    if Text.RegularExpressions.Regex.IsMatch(s, @"^[A-Za-z0-9_./=:,+@%-]+$") then s else "'" + s.Replace("'", "'\\''") + "'"
 
 /// A Slurm job-array script: task i runs run i (`quecc sweep … --only i`).
 let slurmScript (spec: SweepSpec) (presetArg: string) (out: string) (runCount: int) (threads: int) =

@@ -1,0 +1,133 @@
+module QueCC.Experiments.Tests.SweepTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Xunit
+open QueCC.Experiments
+open QueCC.Experiments.Tests.Helpers
+open QueCC.Experiments.Tests.CliTests
+open QueCC.Experiments.Tests.TrainingCliTests
+
+[<Fact>]
+let ``expansion gives every combination once, in a fixed order with stable ids`` () =
+    let runs = Sweep.expand Sweep.mini
+    Assert.Equal(4 * 2 * 6 * 2, runs.Length)
+    Assert.Equal<int list>([ 0 .. runs.Length - 1 ], runs |> List.map (fun r -> r.Index))
+    Assert.Equal(runs.Length, runs |> List.map (fun r -> r.Id) |> List.distinct |> List.length)
+    Assert.Equal("shapes_sweep-xs_quecc_v1_s0", runs[0].Id)
+    Assert.Equal<string list>(runs |> List.map (fun r -> r.Id), Sweep.expand Sweep.mini |> List.map (fun r -> r.Id))
+
+[<Fact>]
+let ``sweep LLM sizes span at least 8x in parameters`` () =
+    for spec in Sweep.presets do
+        let ns = spec.Llms |> List.map Sweep.llmParams
+        Assert.True(float (List.max ns) / float (List.min ns) >= 8.0, spec.Name)
+
+[<Fact>]
+let ``a sweep spec round-trips through JSON, and bad specs are one-line errors`` () =
+    Assert.Equal(Sweep.mini, Sweep.parseSpec "mini.json" (Sweep.toJson Sweep.mini))
+    assertInputError [ "s.json"; "visual_tokens 5" ] (fun () -> Sweep.parseSpec "s.json" """{"visual_tokens": [1, 5]}""")
+    assertInputError [ "s.json"; "task \"maps\"" ] (fun () -> Sweep.parseSpec "s.json" """{"tasks": ["maps"]}""")
+    assertInputError [ "s.json"; "llm \"qwen1.5-7b\"" ] (fun () -> Sweep.parseSpec "s.json" """{"llms": ["qwen1.5-7b"]}""")
+    assertInputError [ "s.json"; "not valid JSON" ] (fun () -> Sweep.parseSpec "s.json" "{")
+
+[<Fact>]
+let ``short answers match on their first words`` () =
+    Assert.True(Sweep.answerMatches "two" "Two.")
+    Assert.True(Sweep.answerMatches "two" "two shapes")
+    Assert.True(Sweep.answerMatches "top left" "top left corner")
+    Assert.False(Sweep.answerMatches "two" "three")
+    Assert.False(Sweep.answerMatches "top left" "top")
+    Assert.False(Sweep.answerMatches "two" "")
+
+[<Fact>]
+let ``results.csv is in the fitter's schema`` () =
+    let run = (Sweep.expand Sweep.smoke)[0]
+    let ok: Sweep.RunResult = { Run = run; LlmParams = 25_760L; Score = Some 0.25; Error = None; Seconds = 1.0 }
+    let failed = { ok with Run = (Sweep.expand Sweep.smoke)[1]; Score = None; Error = Some "boom" }
+    let csv = Sweep.resultsCsv [ ok; failed ]
+    let obs = Data.parseCsv "results.csv" csv
+    let o = List.exactlyOne obs
+    Assert.Equal(2.576e-5, o.LlmParamsB, 12)
+    Assert.Equal(0.75, o.Error, 12)
+    Assert.Equal<string>("quecc", o.Extra["compressor"])
+    Assert.Equal<string>(run.Id, o.Extra["run_id"])
+
+let tinySpec =
+    """{"name": "tiny-test", "llms": ["sweep-xs", "sweep-m"], "compressors": ["quecc"], "visual_tokens": [1, 16], "tasks": ["shapes"], "seeds": [0],
+        "training": {"train_samples": 16, "eval_samples": 4, "pretrain_steps": 2, "finetune_steps": 2, "batch_size": 4, "max_new_tokens": 2}}"""
+
+[<Fact>]
+let ``a local sweep runs every run, records a failure without stopping, skips finished runs and fits the results`` () =
+    let dir = tempDir "sweep"
+    try
+        let spec = Path.Combine(dir, "tiny.json")
+        File.WriteAllText(spec, tinySpec)
+        let out = Path.Combine(dir, "out")
+        // Sabotage one run: a corrupt model config where its initial model goes.
+        let broken = Path.Combine(out, "runs", "shapes_sweep-m_quecc_v1_s0", "init")
+        Directory.CreateDirectory broken |> ignore
+        File.WriteAllText(Path.Combine(broken, "config.json"), "{ not json")
+        let first = runToEnd [ "sweep"; "--preset"; spec; "--out"; out; "--jobs"; "2" ]
+        Assert.Contains("3/4 runs finished, 1 failed", first)
+        let rows = File.ReadAllLines(Path.Combine(out, "results.csv"))
+        Assert.Equal(Sweep.resultsHeader, rows[0])
+        Assert.Equal(4, rows.Length) // header + 3 finished runs
+        let failed = File.ReadAllText(Path.Combine(out, "runs", "shapes_sweep-m_quecc_v1_s0", "result.json"))
+        Assert.Contains("\"status\":\"failed\"", failed)
+        let report = File.ReadAllText(Path.Combine(out, "report.html"))
+        Assert.Contains("shapes_sweep-m_quecc_v1_s0", report)
+        Assert.Contains("failed", report)
+        // Repair and run again: only the failed run is redone.
+        Directory.Delete(broken, true)
+        let second = runToEnd [ "sweep"; "--preset"; spec; "--out"; out ]
+        Assert.Contains("4 runs, 1 to do (3 finished before)", second)
+        Assert.Contains("4/4 runs finished, 0 failed", second)
+        let third = runToEnd [ "sweep"; "--preset"; spec; "--out"; out ]
+        Assert.Contains("0 to do", third)
+        // quecc fit and frontier read results.csv directly.
+        let code, outText, err = quecc [ "fit"; "--data"; Path.Combine(out, "results.csv"); "--task"; "shapes"; "--json" ]
+        Assert.True((code = 0), err)
+        Assert.Equal(4, JsonDocument.Parse(outText).RootElement.GetProperty("n").GetInt32())
+        let code2, _, err2 = quecc [ "frontier"; "--data"; Path.Combine(out, "results.csv"); "--task"; "shapes"; "--text-tokens"; "50"; "--json" ]
+        Assert.True((code2 = 0), err2)
+    finally
+        Directory.Delete(dir, true)
+
+let private sh (cmd: string) =
+    let psi = ProcessStartInfo("bash", [ "-c"; cmd ], RedirectStandardOutput = true, RedirectStandardError = true)
+    use p = Process.Start psi
+    let o = p.StandardOutput.ReadToEndAsync()
+    let e = p.StandardError.ReadToEndAsync()
+    p.WaitForExit()
+    p.ExitCode, o.Result + e.Result
+
+/// The smoke sweep as a Slurm job array on a real single-node Slurm (munge + slurmctld + slurmd on localhost,
+/// started by scripts/slurm/start-local-slurm.sh, which installs Debian's slurm-wlm when missing; needs root,
+/// as CI has). Set QUECC_SKIP_SLURM=1 to leave it out on a machine where that cannot be done.
+[<Fact>]
+let ``the smoke sweep runs as a Slurm job array and collects into results and a report`` () =
+    if Environment.GetEnvironmentVariable "QUECC_SKIP_SLURM" <> "1" then
+        let code, log = sh ("bash " + repoFile (Path.Combine("scripts", "slurm", "start-local-slurm.sh")))
+        Assert.True((code = 0), log)
+        let dir = tempDir "slurm"
+        try
+            let out = Path.Combine(dir, "out")
+            let script = Path.Combine(out, "sweep.sbatch")
+            let emitted = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--emit-slurm"; script; "--threads"; "1" ]
+            Assert.Contains("16-task job array", emitted)
+            let text = File.ReadAllText script
+            Assert.Contains("#SBATCH --array=0-15", text)
+            Assert.Contains("--only \"$SLURM_ARRAY_TASK_ID\"", text)
+            let code, log = sh $"cd {dir} && sbatch --wait {script}"
+            Assert.True((code = 0), log + "\n" + String.Join("\n", Directory.GetFiles(Path.Combine(out, "slurm")) |> Array.map File.ReadAllText))
+            let collected = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--collect" ]
+            Assert.Contains("16/16 runs finished", collected)
+            let rows = File.ReadAllLines(Path.Combine(out, "results.csv"))
+            Assert.Equal(17, rows.Length)
+            Assert.Equal(16, Directory.GetFiles(Path.Combine(out, "slurm"), "*.out").Length)
+            Assert.True(File.Exists(Path.Combine(out, "report.html")))
+        finally
+            Directory.Delete(dir, true)
