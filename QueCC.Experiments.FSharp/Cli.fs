@@ -239,6 +239,18 @@ type SweepArgs =
             | Threads _ -> "torch threads per run (default: all cores / jobs)."
             | Bootstrap _ -> "bootstrap resamples for the report's intervals (default 200)."
 
+type PlotMetricsArgs =
+    | [<Mandatory; MainCommand>] Metrics of jsonl: string list
+    | [<Mandatory>] Out of html: string
+    | Title of text: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Metrics _ -> "one or more metrics.jsonl files written by `quecc train` (each drawn as its own curve)."
+            | Out _ -> "output HTML (self-contained; a PNG beside it when chromium is on PATH)."
+            | Title _ -> "figure title."
+
 type EvalArgs =
     | [<Mandatory>] Model of dir: string
     | Vision_Tower of dir: string
@@ -351,6 +363,7 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None); CustomCommandLine("make-data")>] Make_Data of ParseResults<MakeDataArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Sweep of ParseResults<SweepArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("plot-metrics")>] Plot_Metrics of ParseResults<PlotMetricsArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
@@ -360,6 +373,7 @@ type QueccArgs =
             match a with
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
+            | Plot_Metrics _ -> "training-loss curves from metrics.jsonl files as a figure."
             | Sweep _ -> "a miniature scaling study: LLM sizes × compressors × visual tokens × task families, then the law per family."
             | Eval _ -> "answer a benchmark's questions (LLaVA question format) with a model."
             | Score _ -> "score answers with a benchmark's official metric."
@@ -767,6 +781,49 @@ let runSweep (a: ParseResults<SweepArgs>) =
             Threading.Tasks.Task.WaitAll(tasks |> Array.ofList)
         report ()
 
+/// Reads (step, loss) from a metrics.jsonl; `path` names the file in errors.
+let readMetrics (path: string) =
+    if not (File.Exists path) then inputError "%s: metrics file not found; expected the metrics.jsonl a `quecc train` run writes" path
+    let rows =
+        File.ReadAllLines path
+        |> Array.mapi (fun i l -> i + 1, l)
+        |> Array.filter (fun (_, l) -> l.Trim() <> "")
+        |> Array.choose (fun (n, l) ->
+            let o =
+                try Text.Json.Nodes.JsonNode.Parse(l).AsObject()
+                with _ -> inputError "%s:%d: not a JSON object; expected {\"step\", \"loss\", ...}" path n
+            match o["step"], o["loss"] with
+            | null, _
+            | _, null -> inputError "%s:%d: missing \"step\" or \"loss\"" path n
+            | s, l ->
+                let loss = l.GetValue<float>()
+                if Double.IsFinite loss then Some(s.GetValue<int>(), loss) else None)
+    if rows.Length = 0 then inputError "%s: no steps with a finite loss" path
+    rows
+
+let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
+    let files = a.GetResult PlotMetricsArgs.Metrics
+    // A run is named by its folder (OUT/metrics.jsonl), or by the file name when folders repeat.
+    let folderOf (f: string) = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath f))
+    let byFolder = (files |> List.map folderOf |> List.distinct |> List.length) = files.Length
+    let curves =
+        files
+        |> List.map (fun f ->
+            let rows = readMetrics f
+            let name = if byFolder then folderOf f else Path.GetFileNameWithoutExtension f
+            ({ Name = name; Steps = rows |> Array.map fst |> List.ofArray; Losses = rows |> Array.map snd |> List.ofArray }: Figures.TrainingCurve))
+    let out = a.GetResult PlotMetricsArgs.Out
+    let full = Path.GetFullPath out
+    Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
+    let writer = Reproduce.FigureWriter(Path.GetDirectoryName full, eprintfn "%s")
+    writer.Save(Path.GetFileNameWithoutExtension full, Figures.trainingCurves (a.GetResult(PlotMetricsArgs.Title, defaultValue = "Training loss")) curves)
+    for c in curves do
+        let first = List.head c.Losses
+        let tail = c.Losses |> List.skip (max 0 (c.Losses.Length - 50))
+        printfn "%s: %d steps, loss %.3f at step %d, mean of the last %d steps %.3f, minimum %.3f" c.Name c.Steps.Length first (List.head c.Steps) tail.Length (List.average tail) (List.min c.Losses)
+    printfn "wrote %s" (String.Join(", ", writer.Written))
+    0
+
 let runEval (a: ParseResults<EvalArgs>) =
     let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
@@ -850,6 +907,7 @@ let run (argv: string[]) =
         | Make_Data a -> runMakeData a
         | Train a -> runTrain a
         | Sweep a -> runSweep a
+        | Plot_Metrics a -> runPlotMetrics a
         | Eval a -> runEval a
         | Score a -> runScore a
         | Bench b ->

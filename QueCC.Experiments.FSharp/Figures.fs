@@ -153,3 +153,23 @@ let heatmap (title: string) (spec: LawSpec) (p: LawParams) (observations: Observ
 /// Embeds plotly.js so the HTML opens with no network (the default CDN reference renders blank offline).
 let selfContained (chart: GenericChart) =
     chart |> Chart.withDisplayOptions (DisplayOptions.init (PlotlyJSReference = PlotlyJSReference.Full))
+
+/// One training run's curve: (step, loss) points from metrics.jsonl.
+type TrainingCurve = { Name: string; Steps: int list; Losses: float list }
+
+/// Training loss against optimizer step, one line per run, with a moving average to see through batch noise.
+let trainingCurves (title: string) (curves: TrainingCurve list) : GenericChart =
+    let smooth (xs: float list) =
+        let a = Array.ofList xs
+        let w = max 1 (a.Length / 25)
+        List.init a.Length (fun i ->
+            let lo = max 0 (i - w + 1)
+            Array.average a[lo..i])
+    [ for c in curves do
+          yield Chart.Line(x = c.Steps, y = c.Losses, Name = c.Name + " (per step)", Opacity = 0.35)
+          yield Chart.Line(x = c.Steps, y = smooth c.Losses, Name = c.Name + " (moving average)", LineWidth = 3.0) ]
+    |> Chart.combine
+    |> Chart.withTitle title
+    |> Chart.withXAxisStyle (TitleText = "optimizer step")
+    |> Chart.withYAxisStyle (TitleText = "training loss (cross-entropy per supervised token)")
+    |> Chart.withSize (width, height)

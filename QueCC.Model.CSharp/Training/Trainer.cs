@@ -84,21 +84,17 @@ public static class Trainer
 
     /// <summary>
     /// Global L2 norm of the gradients, then, when it exceeds <paramref name="maxNorm"/> (&gt; 0), every gradient scaled by
-    /// maxNorm / (norm + 1e-6) — torch.nn.utils.clip_grad_norm_. Returns the norm before clipping (non-finite ⇒ untouched).
+    /// maxNorm / (norm + 1e-6) — torch.nn.utils.clip_grad_norm_. Returns the norm before clipping; <paramref name="maxNorm"/> ≤ 0
+    /// only measures it.
     /// </summary>
-    public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)
+    public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
         using var scope = torch.NewDisposeScope();
-        using var _ = torch.no_grad();
-        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
-        if (grads.Count == 0) return 0;
-        double total = torch.stack(grads.Select(g => g.norm().to_type(ScalarType.Float32)).ToArray()).norm().item<float>();
-        if (maxNorm > 0 && double.IsFinite(total) && total > maxNorm)
-        {
-            double coef = maxNorm / (total + 1e-6);
-            foreach (var g in grads) g.mul_(coef);
-        }
-        return total;
+        var withGrad = parameters.Where(p => p.grad is not null).ToList();
+        if (withGrad.Count == 0) return 0;
+        // libtorch's own clip_grad_norm_: one native call instead of a norm, a stack and a sync per tensor. A non-finite norm
+        // leaves NaN gradients, which the trainer never applies (the step is skipped and the gradients zeroed).
+        return torch.nn.utils.clip_grad_norm_(withGrad, maxNorm > 0 ? maxNorm : double.PositiveInfinity);
     }
 
     /// <summary>
@@ -212,7 +208,7 @@ public static class Trainer
             using (var scope = torch.NewDisposeScope())
             {
                 loss = ForwardBackward(model, examples, opts.BatchSize);
-                gradNorm = ClipGradNorm(parameters, opts.MaxGradNorm);
+                gradNorm = ClipGradNorm(trainable.Select(t => t.Param), opts.MaxGradNorm);
                 bool finite = double.IsFinite(loss) && double.IsFinite(gradNorm);
                 if (finite) { optimizer.Step(lr); inARow = 0; }
                 else { nonFinite++; inARow++; }

@@ -93,3 +93,24 @@ let ``train rejects a bad data file with one line and writes nothing`` () =
         Assert.False(Directory.Exists(Path.Combine(dir, "out", "final")))
     finally
         Directory.Delete(dir, true)
+
+[<Fact>]
+let ``plot-metrics draws loss curves from metrics.jsonl, and rejects a file without losses`` () =
+    let dir = tempDir "plot"
+    try
+        let run = Path.Combine(dir, "stage2")
+        Directory.CreateDirectory run |> ignore
+        let metrics = Path.Combine(run, "metrics.jsonl")
+        File.WriteAllLines(metrics, [ for s in 1 .. 30 -> sprintf """{"step": %d, "loss": %g, "lr": 0.001}""" s (6.0 / float s) ])
+        let out = Path.Combine(dir, "fig", "loss.html")
+        let code, text, err = quecc [ "plot-metrics"; metrics; "--out"; out ]
+        Assert.True((code = 0), err)
+        Assert.True(File.Exists out)
+        Assert.Contains("stage2: 30 steps, loss 6.000 at step 1", text)
+        let bad = Path.Combine(dir, "bad.jsonl")
+        File.WriteAllText(bad, """{"step": 1}""")
+        let code2, _, err2 = quecc [ "plot-metrics"; bad; "--out"; out ]
+        Assert.Equal(1, code2)
+        Assert.Contains("bad.jsonl:1", err2)
+    finally
+        Directory.Delete(dir, true)
