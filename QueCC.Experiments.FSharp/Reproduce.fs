@@ -220,10 +220,11 @@ let summaryMarkdown (fams: FamilyAnalysis list) =
 // ---------------------------------------------------------------------------------------------
 // IO.
 
-/// Writes text to a temporary file beside the target, then renames it: readers never see half a file.
+/// Writes text to a temporary file beside the target, then renames it: readers never see half a file, and
+/// processes writing the same file at once (sweep tasks) each rename a whole one.
 let writeAtomically (path: string) (text: string) =
     let full = Path.GetFullPath path
-    let tmp = Path.Combine(Path.GetDirectoryName full, "." + Path.GetFileName full + ".tmp")
+    let tmp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
     File.WriteAllText(tmp, text)
     File.Move(tmp, full, true)
 

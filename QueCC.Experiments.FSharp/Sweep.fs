@@ -262,10 +262,7 @@ let tryLoadResult (out: string) (r: Run) =
     let p = resultPath out r
     if File.Exists p then (try Some(resultOfJson r (File.ReadAllText p)) with _ -> None) else None
 
-let private writeAtomically (path: string) (text: string) =
-    let tmp = path + $".tmp-{Environment.ProcessId}"
-    File.WriteAllText(tmp, text)
-    File.Move(tmp, path, true)
+let private writeAtomically = Reproduce.writeAtomically
 
 /// Synthetic data shared by every run of a (task, seed): made once, in a temporary folder renamed into place,
 /// so parallel runs (local jobs, Slurm array tasks) never see half a data set.
