@@ -22,6 +22,12 @@ let llmColour (nMin: float) (nMax: float) (n: float) =
     let (r0, g0, b0), (r1, g1, b1) = stops[i], stops[i + 1]
     Color.fromRGB (lerp r0 r1) (lerp g0 g1) (lerp b0 b1)
 
+/// An LLM size given in billions, as people say it: 7B, 300M, 26K.
+let formatParams (nB: float) =
+    if nB >= 0.1 then sprintf "%gB" (Math.Round(nB, 2))
+    elif nB >= 1e-3 then sprintf "%gM" (Math.Round(nB * 1e3, 1))
+    else sprintf "%gK" (Math.Round(nB * 1e6, 1))
+
 /// Marker size grows with log V, so 1 and 576 tokens are both visible.
 let markerSize (v: float) = 7.0 + 3.0 * Math.Log2(max v 1.0) / 1.6 |> int
 
@@ -59,7 +65,7 @@ let figure1 (inp: Figure1Input) : GenericChart =
                   Chart.Line(
                       x = (curveV |> List.map (fun v -> inferenceFlops n q v)),
                       y = (curveV |> List.map (fun v -> predict inp.Spec inp.Params n v)),
-                      Name = sprintf "fit, N = %gB" n,
+                      Name = "fit, N = " + formatParams n,
                       LineColor = colour n,
                       ShowLegend = false
                   )
@@ -67,8 +73,8 @@ let figure1 (inp: Figure1Input) : GenericChart =
                   Chart.Point(
                       x = (obs |> List.map (fun o -> inferenceFlops n q o.VisualTokens)),
                       y = (obs |> List.map (fun o -> o.Error)),
-                      Name = sprintf "N = %gB" n,
-                      MultiText = (obs |> List.map (fun o -> sprintf "N = %gB, V = %g" n o.VisualTokens))
+                      Name = "N = " + formatParams n,
+                      MultiText = (obs |> List.map (fun o -> sprintf "N = %s, V = %g" (formatParams n) o.VisualTokens))
                   )
                   |> Chart.withMarker (
                       Marker.init (
@@ -124,7 +130,7 @@ let parity (series: ParitySeries list) : GenericChart =
                   x = (s.Observations |> List.map (fun o -> predict s.Spec s.Params o.LlmParamsB o.VisualTokens)),
                   y = (s.Observations |> List.map (fun o -> o.Error)),
                   Name = s.Name,
-                  MultiText = (s.Observations |> List.map (fun o -> sprintf "N = %gB, V = %g" o.LlmParamsB o.VisualTokens))
+                  MultiText = (s.Observations |> List.map (fun o -> sprintf "N = %s, V = %g" (formatParams o.LlmParamsB) o.VisualTokens))
               ) ]
     |> Chart.combine
     |> Chart.withTitle "Observed vs predicted error"

@@ -50,7 +50,10 @@ let fitFamily (bootstrapB: int) (task: string) (compressor: string) (obs: Observ
     let fit =
         try
             let obs = validateForLaw (sprintf "%s/%s results" task compressor) obs
-            if obs |> List.exists (fun o -> o.Error <= 0.0) then
+            let scores = obs |> List.map (fun o -> o.Score) |> List.distinct
+            if scores.Length = 1 then
+                Error(sprintf "every run scored %.3f: no signal to fit (train longer or use a larger sweep)" scores.Head)
+            elif obs |> List.exists (fun o -> o.Error <= 0.0) then
                 Error "a perfect score (error 0) leaves no room for the floor D; the task is too easy for the law"
             else
                 let f = fitContinuous defaultSpec obs
@@ -93,6 +96,9 @@ let analyse (spec: SweepSpec) (bootstrapB: int) (results: RunResult list) =
 
 let private enc (s: string) = WebUtility.HtmlEncode s
 
+/// α/β is unbounded as β → 0 (a law with no visible token effect); show that rather than a 16-digit number.
+let ratioText (x: float) = if not (Double.IsFinite x) || x > 1000.0 then "> 1000" else sprintf "%.2f" x
+
 let private plotlyJs =
     lazy
         (let asm = typeof<Plotly.NET.Chart>.Assembly
@@ -118,9 +124,9 @@ let html (spec: SweepSpec) (results: RunResult list) (fits: FamilyFit list) (com
             let p = fit.Params
             let v q = vstar |> List.find (fun (x, _) -> x = q) |> snd
             add (
-                sprintf "<tr><td class=l>%s</td><td class=l>%s</td><td>%.4f [%.4f, %.4f]</td><td>%.4f [%.4f, %.4f]</td><td>%.2f [%.2f, %.2f]</td><td>%.3g</td><td>%.3g</td><td>%.3f</td><td>%d</td></tr>"
-                    (enc f.Task) (enc f.Compressor) p.Alpha b.CiAlpha.Lo b.CiAlpha.Hi p.Beta b.CiBeta.Lo b.CiBeta.Hi (p.Alpha / p.Beta)
-                    b.AlphaOverBeta.Lo b.AlphaOverBeta.Hi (v 0.0).Value (v 50.0).Value fit.R2 f.Observations.Length
+                sprintf "<tr><td class=l>%s</td><td class=l>%s</td><td>%.4f [%.4f, %.4f]</td><td>%.4f [%.4f, %.4f]</td><td>%s [%s, %s]</td><td>%.3g</td><td>%.3g</td><td>%.3f</td><td>%d</td></tr>"
+                    (enc f.Task) (enc f.Compressor) p.Alpha b.CiAlpha.Lo b.CiAlpha.Hi p.Beta b.CiBeta.Lo b.CiBeta.Hi (ratioText (p.Alpha / p.Beta))
+                    (ratioText b.AlphaOverBeta.Lo) (ratioText b.AlphaOverBeta.Hi) (v 0.0).Value (v 50.0).Value fit.R2 f.Observations.Length
             )
         | Error e -> add $"<tr><td class=l>{enc f.Task}</td><td class=l>{enc f.Compressor}</td><td class=l colspan=7>no fit: {enc e}</td></tr>"
     add "</table>"

@@ -131,3 +131,22 @@ let ``the smoke sweep runs as a Slurm job array and collects into results and a 
             Assert.True(File.Exists(Path.Combine(out, "report.html")))
         finally
             Directory.Delete(dir, true)
+
+[<Fact>]
+let ``LLM sizes print as people say them, and an unbounded alpha/beta is not printed as a number`` () =
+    Assert.Equal("0.5B", Figures.formatParams 0.5)
+    Assert.Equal("7B", Figures.formatParams 7.0)
+    Assert.Equal("299.2K", Figures.formatParams 0.000299232)
+    Assert.Equal("3.2M", Figures.formatParams 0.00317)
+    Assert.Equal("> 1000", SweepReport.ratioText 1.25e15)
+    Assert.Equal("> 1000", SweepReport.ratioText infinity)
+    Assert.Equal("4.70", SweepReport.ratioText 4.7)
+
+[<Fact>]
+let ``a family where every run scored the same is reported as having no signal, not fitted`` () =
+    let obs =
+        [ for n in [ 2.6e-5; 3e-4 ] do
+              for v in [ 1.0; 4.0; 16.0 ] -> ({ Task = "ocr"; LlmParamsB = n; VisualTokens = v; Score = 0.0; Extra = Map.empty }: Data.Observation) ]
+    match (SweepReport.fitFamily 20 "ocr" "quecc" obs).Fit with
+    | Error e -> Assert.Contains("every run scored 0.000", e)
+    | Ok _ -> failwith "expected no fit"
