@@ -398,7 +398,8 @@ let progressReporter () : string -> int -> int -> unit =
         let elapsed = started[name].Elapsed.TotalSeconds
         let rate = if elapsed > 0.0 then float done' / elapsed else 0.0
         let eta = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate) else TimeSpan.Zero
-        let message = sprintf "%s: %d/%d, %.1f/s, ETA %s" name done' total rate (eta.ToString @"mm\:ss")
+        let rateText = if rate >= 1.0 || rate = 0.0 then sprintf "%.1f/s" rate else sprintf "%.1f/min" (rate * 60.0)
+        let message = sprintf "%s: %d/%d, %s, ETA %s" name done' total rateText (eta.ToString @"hh\:mm\:ss")
         if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
             if not (bars.ContainsKey name) then
                 bars[name] <- new ShellProgressBar.ProgressBar(total, name, ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─', CollapseWhenFinished = true))
