@@ -111,6 +111,12 @@ public sealed class LlavaModel : IDisposable
 
     public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
 
+    /// <summary>
+    /// Casts the floating-point weights of the tower, LLM and projector to <paramref name="dtype"/>. TorchSharp replaces the
+    /// Parameter objects (as torch's Module.to does), so take parameter references after this call.
+    /// </summary>
+    public void ToDType(ScalarType dtype) { VisionTower.to(dtype); Llm.to(dtype); Projector.to(dtype); }
+
     /// <summary>LLM + projector tensors under their checkpoint names.</summary>
     public IEnumerable<(string Key, Tensor Tensor)> LanguageStateDict() =>
         Llm.state_dict().Select(kv => (kv.Key, kv.Value))

@@ -29,15 +29,26 @@ public sealed class AdamW : IDisposable
     /// <summary>Decay applies to tensors with ≥ 2 dimensions (weights, embeddings), not to biases or norm scales, as HF's Trainer groups them.</summary>
     public static bool Decays(Tensor p) => p.dim() >= 2;
 
-    public void Step(double lr)
+    /// <summary>One update from the parameters' own gradients.</summary>
+    public void Step(double lr) => Step(lr, null);
+
+    /// <summary>
+    /// One update; <paramref name="grads"/>, when given, holds each parameter's gradient in constructor order (null = no
+    /// gradient, skipped) instead of <c>p.grad</c> — how the bf16 path feeds float32 copies of the bf16 model's gradients
+    /// to the float32 master weights.
+    /// </summary>
+    public void Step(double lr, IReadOnlyList<Tensor?>? grads)
     {
+        if (grads is not null && grads.Count != _params.Count)
+            throw new ArgumentException($"{grads.Count} gradients for {_params.Count} parameters");
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         StepCount++;
         double bc1 = 1 - Math.Pow(Beta1, StepCount), bc2 = 1 - Math.Pow(Beta2, StepCount);
-        foreach (var (name, p) in _params)
+        for (int i = 0; i < _params.Count; i++)
         {
-            var g = p.grad;
+            var (name, p) = _params[i];
+            var g = grads is null ? p.grad : grads[i];
             if (g is null) continue;
             var (m, v) = _state[name];
             if (WeightDecay != 0 && Decays(p)) p.mul_(1 - lr * WeightDecay);

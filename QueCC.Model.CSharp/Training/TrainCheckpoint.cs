@@ -28,6 +28,8 @@ public sealed record TrainerState
     [JsonPropertyName("non_finite_steps")] public int NonFiniteSteps { get; init; }
     [JsonPropertyName("non_finite_in_a_row")] public int NonFiniteInARow { get; init; }
     [JsonPropertyName("first_loss")] public double? FirstLoss { get; init; }
+    /// <summary>"fp32" or "bf16" (null in checkpoints from before bf16 existed: fp32). The saved weights are float32 either way (bf16 runs save their master weights).</summary>
+    [JsonPropertyName("precision")] public string? Precision { get; init; }
     /// <summary>Names of the trainable tensors stored in model.safetensors.</summary>
     [JsonPropertyName("trainable")] public string[] Trainable { get; init; } = Array.Empty<string>();
 }

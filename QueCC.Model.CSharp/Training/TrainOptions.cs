@@ -44,6 +44,12 @@ public sealed record TrainOptions
     public int Seed { get; init; } = 42;
     /// <summary>auto | cpu | cuda | cuda:N.</summary>
     public string Device { get; init; } = "auto";
+    /// <summary>
+    /// auto | fp32 | bf16. auto = bf16 on CUDA (the reference trains with --bf16), fp32 on CPU. bf16 is mixed precision the
+    /// way DeepSpeed's bf16 mode (the reference's launcher) does it: the model's weights and activations in bfloat16,
+    /// float32 master weights and AdamW moments, float32 loss, gradient norm and clipping.
+    /// </summary>
+    public string Precision { get; init; } = "auto";
     /// <summary>Continue from the newest complete checkpoint under OutDir/checkpoints (a fresh start when there is none).</summary>
     public bool Resume { get; init; }
     /// <summary>Stop at the first malformed record instead of skipping it.</summary>
@@ -72,6 +78,10 @@ public sealed record TrainResult(string OutDir, string? FinalDir, string? Projec
                                  int? ResumedFromStep, double FirstLoss, double LastLoss, int SkippedRecords, int NonFiniteSteps,
                                  int UsableRecords, double TrainSeconds, IReadOnlyList<double> StepSeconds, bool Stopped);
 
-/// <summary>Trainer throughput against a bare forward/backward/step loop on the same batches.</summary>
-public sealed record BenchTrainResult(string Preset, string Device, int Steps, int BatchSize, double TrainerSamplesPerSecond,
-                                      double BareSamplesPerSecond, double OverheadPercent, long PeakWorkingSetBytes, long PeakManagedBytes);
+/// <summary>
+/// Trainer throughput against a bare forward/backward/step loop on the same batches: the headline rates come from the median
+/// step time over all timed steps, the <c>Mean…</c> ones from the best round's total time. Overheads are in percent.
+/// </summary>
+public sealed record BenchTrainResult(string Preset, string Device, int Steps, int BatchSize, int Repeats, double TrainerSamplesPerSecond,
+                                      double BareSamplesPerSecond, double OverheadPercent, double TrainerMeanSamplesPerSecond,
+                                      double BareMeanSamplesPerSecond, double MeanOverheadPercent, long PeakWorkingSetBytes, long PeakManagedBytes);

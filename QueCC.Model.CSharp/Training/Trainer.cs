@@ -53,8 +53,18 @@ public static class Trainer
         if (!(o.WeightDecay >= 0)) throw new ArgumentException($"weight decay {o.WeightDecay}: expected 0 or more");
         if (!(o.MaxGradNorm >= 0)) throw new ArgumentException($"max grad norm {o.MaxGradNorm}: expected 0 (off) or more");
         if (o.SaveEvery < 0) throw new ArgumentException($"save every {o.SaveEvery}: expected 0 (off) or more steps");
+        UsesBf16(o.Precision, torch.CPU);
         if (o.MaxConsecutiveNonFinite < 1) throw new ArgumentException($"max consecutive non-finite {o.MaxConsecutiveNonFinite}: expected at least 1");
     }
+
+    /// <summary>Whether a run trains in bf16 mixed precision: <c>auto</c> = on CUDA only, <c>fp32</c> never, <c>bf16</c> always (CPU too: slower there, but it is how the path is tested).</summary>
+    public static bool UsesBf16(string precision, Device device) => (precision ?? "").Trim().ToLowerInvariant() switch
+    {
+        "auto" => device.type == DeviceType.CUDA,
+        "fp32" or "float32" => false,
+        "bf16" or "bfloat16" => true,
+        _ => throw new ArgumentException($"precision '{precision}': expected auto, fp32 or bf16"),
+    };
 
     /// <summary>Trainable tensors of a stage under their checkpoint names; everything else gets requires_grad = false.</summary>
     public static List<(string Name, Parameter Param)> Freeze(LlavaModel model, TrainStage stage)
@@ -98,6 +108,26 @@ public static class Trainer
     }
 
     /// <summary>
+    /// <see cref="ClipGradNorm(IEnumerable{Parameter}, double)"/> over free-standing gradient tensors (the bf16 path's float32
+    /// copies), with clip_grad_norm_'s arithmetic: total = ‖(‖g₁‖, …, ‖gₙ‖)‖₂, every g scaled in place by
+    /// min(1, maxNorm / (total + 1e-6)). Null entries are skipped. Returns the norm before clipping.
+    /// </summary>
+    public static double ClipGradients(IReadOnlyList<Tensor?> grads, double maxNorm)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var gs = grads.Where(g => g is not null).Select(g => g!).ToList();
+        if (gs.Count == 0) return 0;
+        var total = torch.linalg.vector_norm(torch.stack(gs.Select(g => torch.linalg.vector_norm(g)).ToList()));
+        if (maxNorm > 0)
+        {
+            var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+            foreach (var g in gs) g.mul_(coef);
+        }
+        return total.item<float>();
+    }
+
+    /// <summary>
     /// Forward and backward over one optimizer step's samples in micro-batches of <paramref name="batchSize"/>, gradients
     /// accumulating on the parameters: each micro-batch's summed token loss is divided by the supervised tokens of the
     /// whole step, so the result does not depend on how the step is split. Returns the step's per-token mean loss.
@@ -125,8 +155,11 @@ public static class Trainer
         var device = Runtime.Devices.Resolve(opts.Device);
         bool groupByLength = opts.GroupByLength ?? stage == TrainStage.Finetune;
         double peakLr = PeakLr(opts, stage);
-        if (device.type == DeviceType.CUDA)
-            log?.Invoke("CUDA: TorchSharp 0.107 has no autocast, so training runs in float32 on the GPU (no bf16 mixed precision)");
+        bool bf16 = UsesBf16(opts.Precision, device);
+        string precision = bf16 ? "bf16" : "fp32";
+        if (bf16)
+            log?.Invoke("precision: bf16 mixed precision (bf16 weights and activations, float32 master weights, AdamW state, loss and clipping; " +
+                        "DeepSpeed's bf16 mode, since TorchSharp 0.107 has no torch.autocast)");
         Directory.CreateDirectory(opts.OutDir);
 
         var latest = TrainCheckpoint.FindLatest(opts.OutDir);
@@ -137,7 +170,25 @@ public static class Trainer
         using var model = LlavaCheckpoint.Load(opts.ModelDir, opts.VisionTowerDir, device);
         var tok = model.Tokenizer ?? throw new FileNotFoundException($"{opts.ModelDir}: no tokenizer files (vocab.json + merges.txt or tokenizer.model)");
         if (opts.PretrainedProjector is { } pp) LoadProjector(model, pp);
+        using var masters = new MasterWeights();
+        if (bf16)
+        {
+            // Float32 masters of the trainable tensors, taken before the cast; the optimizer updates these and the bf16 model
+            // gets their rounded values after every step.
+            foreach (var (n, p) in Freeze(model, stage)) masters.Add(n, p.detach().clone());
+            model.ToDType(ScalarType.BFloat16);
+        }
         var trainable = Freeze(model, stage);
+        if (bf16 && !trainable.Select(t => t.Name).SequenceEqual(masters.Names))
+            throw new InvalidOperationException("bf16: the trainable tensors changed names across the dtype cast");
+        var optimized = bf16 ? masters.Pairs : trainable.Select(t => (t.Name, (Tensor)t.Param)).ToList();
+        void SyncModel()
+        {
+            if (!bf16) return;
+            using var _ = torch.no_grad();
+            for (int i = 0; i < trainable.Count; i++) trainable[i].Param.copy_(optimized[i].Item2);
+        }
+        SyncModel();
 
         var data = LlavaDataset.Load(opts.DataJson, opts.ImagesDir ?? Path.GetDirectoryName(Path.GetFullPath(opts.DataJson))!, tok, model.Config.Style,
                                      model.VisualTokenCount, opts.MaxLength, opts.Strict, log);
@@ -150,7 +201,7 @@ public static class Trainer
         int warmup = LrSchedule.WarmupSteps(opts.WarmupRatio, totalSteps);
         var lengths = data.Examples.Select(e => e.Length).ToList();
 
-        using var optimizer = new AdamW(trainable.Select(t => (t.Name, (Tensor)t.Param)).ToList(), opts.Beta1, opts.Beta2, opts.Eps, opts.WeightDecay);
+        using var optimizer = new AdamW(optimized, opts.Beta1, opts.Beta2, opts.Eps, opts.WeightDecay);
         int step = 0, nonFinite = 0, inARow = 0;
         double? firstLoss = null;
         int? resumedFrom = null;
@@ -170,8 +221,10 @@ public static class Trainer
             Same("group_by_length", st.GroupByLength, groupByLength);
             Same("usable_records", st.UsableRecords, data.Examples.Count);
             Same("total_steps", st.TotalSteps, totalSteps);
+            Same("precision", st.Precision ?? "fp32", precision);
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.ModelFile)))
-                LlavaCheckpoint.LoadStrict(trainable.Select(t => (t.Name, (Tensor)t.Param)), ck, _ => false);
+                LlavaCheckpoint.LoadStrict(optimized, ck, _ => false);
+            SyncModel();
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.OptimizerFile)))
                 optimizer.LoadState(ck.Read, st.OptimizerStep);
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.RngFile)))
@@ -208,9 +261,11 @@ public static class Trainer
             using (var scope = torch.NewDisposeScope())
             {
                 loss = ForwardBackward(model, examples, opts.BatchSize);
-                gradNorm = ClipGradNorm(trainable.Select(t => t.Param), opts.MaxGradNorm);
+                // bf16: the gradients reach the float32 masters as float32 copies; norm and clipping are taken on those.
+                var grads32 = bf16 ? trainable.Select(t => t.Param.grad?.to_type(ScalarType.Float32)).ToList() : null;
+                gradNorm = grads32 is null ? ClipGradNorm(trainable.Select(t => t.Param), opts.MaxGradNorm) : ClipGradients(grads32, opts.MaxGradNorm);
                 bool finite = double.IsFinite(loss) && double.IsFinite(gradNorm);
-                if (finite) { optimizer.Step(lr); inARow = 0; }
+                if (finite) { optimizer.Step(lr, grads32); SyncModel(); inARow = 0; }
                 else { nonFinite++; inARow++; }
                 using (torch.no_grad()) foreach (var p in parameters) p.grad?.zero_();
                 if (!finite)
@@ -221,12 +276,10 @@ public static class Trainer
                 }
             }
             step++;
-            sw.Stop();
-            stepSeconds.Add(sw.Elapsed.TotalSeconds);
             if (double.IsFinite(loss)) { firstLoss ??= loss; lastLoss = loss; }
             double sps = window / sw.Elapsed.TotalSeconds;
             double epochF = (double)step / stepsPerEpoch;
-            var eta = TimeSpan.FromSeconds(stepSeconds.Average() * (totalSteps - step));
+            var eta = TimeSpan.FromSeconds((stepSeconds.Count > 0 ? stepSeconds.Average() : sw.Elapsed.TotalSeconds) * (totalSteps - step));
             WriteMetric(metrics, step, loss, lr, gradNorm, sps, epochF, tokens, double.IsFinite(loss) && double.IsFinite(gradNorm));
             if (tb is not null)
             {
@@ -236,6 +289,8 @@ public static class Trainer
                 tb.add_scalar("train/samples_per_s", (float)sps, step);
             }
             progress?.Invoke(new TrainProgress(step, totalSteps, epochF, loss, lr, gradNorm, sps, eta, nonFinite));
+            // A step's time includes its bookkeeping (metrics line, TensorBoard scalars, progress), not checkpoint saves.
+            stepSeconds.Add(sw.Elapsed.TotalSeconds);
 
             if (opts.SaveEvery > 0 && step % opts.SaveEvery == 0)
             {
@@ -244,10 +299,10 @@ public static class Trainer
                     Step = step, TotalSteps = totalSteps, Epoch = epochF, Stage = stage.ToString().ToLowerInvariant(), Seed = opts.Seed,
                     BatchSize = opts.BatchSize, GradAccum = opts.GradAccum, GroupByLength = groupByLength, UsableRecords = data.Examples.Count,
                     SamplesSeen = (long)step * window, OptimizerStep = optimizer.StepCount, NonFiniteSteps = nonFinite, NonFiniteInARow = inARow, FirstLoss = firstLoss,
-                    Trainable = trainable.Select(t => t.Name).ToArray(),
+                    Trainable = trainable.Select(t => t.Name).ToArray(), Precision = precision,
                 };
                 using var rng = torch.random.get_rng_state();
-                var dir = TrainCheckpoint.Save(opts.OutDir, state, trainable.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Param)), optimizer, rng);
+                var dir = TrainCheckpoint.Save(opts.OutDir, state, optimized.Select(t => new KeyValuePair<string, Tensor>(t.Item1, t.Item2)), optimizer, rng);
                 log?.Invoke($"checkpoint {dir}");
             }
         }
@@ -256,11 +311,21 @@ public static class Trainer
         string? finalDir = null, projectorFile = null;
         if (!stopped)
         {
-            finalDir = SaveFinal(model, opts.ModelDir, Path.Combine(opts.OutDir, FinalFolder));
+            // bf16: the saved model is the source model's float32 weights with the float32 masters in place of the trained
+            // tensors, so frozen weights come out bit-identical (not rounded through bf16).
+            using var fresh = bf16 ? LlavaCheckpoint.Load(opts.ModelDir, opts.VisionTowerDir, torch.CPU) : null;
+            var saved = fresh ?? model;
+            if (fresh is not null)
+            {
+                var targets = Freeze(fresh, stage);
+                using var _ = torch.no_grad();
+                for (int i = 0; i < targets.Count; i++) targets[i].Param.copy_(masters.Pairs[i].Item2);
+            }
+            finalDir = SaveFinal(saved, opts.ModelDir, Path.Combine(opts.OutDir, FinalFolder));
             if (stage == TrainStage.Pretrain)
             {
                 projectorFile = Path.Combine(opts.OutDir, ProjectorFile);
-                Safetensors.Write(projectorFile, model.Projector.state_dict().Select(kv => new KeyValuePair<string, Tensor>(LlavaModel.ProjectorPrefix + kv.Key, kv.Value)),
+                Safetensors.Write(projectorFile, saved.Projector.state_dict().Select(kv => new KeyValuePair<string, Tensor>(LlavaModel.ProjectorPrefix + kv.Key, kv.Value)),
                                   new Dictionary<string, string> { ["format"] = "pt" });
             }
         }
@@ -271,14 +336,21 @@ public static class Trainer
     /// <summary>
     /// Trainer throughput against a bare loop (collate, forward, backward, AdamW step — no clipping, metrics, TensorBoard,
     /// progress or checkpoint logic) over the same batches of a random-init <paramref name="preset"/> model on synthetic
-    /// shapes data, in a temporary folder. The first <paramref name="warmupSteps"/> steps of each are not timed.
+    /// shapes data, in a temporary folder. A trainer step is timed with its bookkeeping (metrics line, TensorBoard scalars,
+    /// progress callback). One untimed pass of each warms the process first (JIT tiers, libtorch's allocator and thread pool:
+    /// without it the first loops measured run up to 40% slower, and the trainer, with more code to tier up, longest), then <paramref name="repeats"/> rounds alternate which
+    /// loop goes first; the first <paramref name="warmupSteps"/> steps of every loop are not timed.
+    /// Headline: the median step time over all timed steps of each loop (on a shared 2-core machine single steps spike to
+    /// 3–4× from neighbours and GC; the median is what a long run converges to). The mean of the best round is reported too.
     /// Memory: the process's peak working set (native libtorch included) and the largest managed heap seen.
     /// </summary>
     public static BenchTrainResult BenchTrain(string preset = "tiny", int steps = 20, int batchSize = 8, string stage = "finetune",
-                                              string device = "cpu", int seed = 0, int warmupSteps = 3, int repeats = 2, Action<string>? log = null)
+                                              string device = "cpu", int seed = 0, int warmupSteps = 5, int repeats = 3, Action<string>? log = null)
     {
         if (steps < 1) throw new ArgumentException($"steps {steps}: expected at least 1");
+        if (batchSize < 1) throw new ArgumentException($"batch size {batchSize}: expected at least 1");
         if (repeats < 1) throw new ArgumentException($"repeats {repeats}: expected at least 1");
+        if (warmupSteps < 0) throw new ArgumentException($"warmup steps {warmupSteps}: expected 0 or more");
         var root = Path.Combine(Path.GetTempPath(), $"quecc-benchtrain-{Guid.NewGuid():N}");
         long managedPeak = 0;
         void SampleHeap() => managedPeak = Math.Max(managedPeak, GC.GetTotalMemory(false));
@@ -292,17 +364,32 @@ public static class Trainer
                 ModelDir = modelDir, DataJson = dataJson, OutDir = Path.Combine(root, "run"), Stage = stage, BatchSize = batchSize, MaxSteps = total,
                 Device = device, Seed = seed, SaveEvery = 0, TensorBoard = true, MaxLength = 2048, GroupByLength = false,
             };
-            // Best of `repeats` alternating runs: on a shared machine a single run mostly measures its neighbours.
-            double trainerSec = double.MaxValue, bareSec = double.MaxValue;
+            BareLoop(modelDir, dataJson, stage, device, seed, batchSize, total, opts, SampleHeap);
+            Train(opts with { OutDir = Path.Combine(root, "warmup") }, _ => SampleHeap(), log);
+            var trainerSteps = new List<double>();
+            var bareSteps = new List<double>();
+            double trainerBest = double.MaxValue, bareBest = double.MaxValue;
             for (int r = 0; r < repeats; r++)
             {
-                var trained = Train(opts with { OutDir = Path.Combine(root, $"run{r}") }, _ => SampleHeap(), log);
-                trainerSec = Math.Min(trainerSec, trained.StepSeconds.Skip(warmupSteps).Sum());
-                bareSec = Math.Min(bareSec, BareLoop(modelDir, dataJson, stage, device, seed, batchSize, total, warmupSteps, opts, SampleHeap));
+                void RunTrainer()
+                {
+                    var t = Train(opts with { OutDir = Path.Combine(root, $"run{r}") }, _ => SampleHeap(), log).StepSeconds.Skip(warmupSteps).ToList();
+                    trainerSteps.AddRange(t);
+                    trainerBest = Math.Min(trainerBest, t.Sum());
+                }
+                void RunBare()
+                {
+                    var b = BareLoop(modelDir, dataJson, stage, device, seed, batchSize, total, opts, SampleHeap).Skip(warmupSteps).ToList();
+                    bareSteps.AddRange(b);
+                    bareBest = Math.Min(bareBest, b.Sum());
+                }
+                if (r % 2 == 0) { RunTrainer(); RunBare(); } else { RunBare(); RunTrainer(); }
             }
 
-            double trainerRate = steps * batchSize / trainerSec, bareRate = steps * batchSize / bareSec;
-            return new BenchTrainResult(preset, device, steps, batchSize, trainerRate, bareRate, (bareRate / trainerRate - 1) * 100,
+            double trainerRate = batchSize / Median(trainerSteps), bareRate = batchSize / Median(bareSteps);
+            double trainerMean = steps * batchSize / trainerBest, bareMean = steps * batchSize / bareBest;
+            return new BenchTrainResult(preset, device, steps, batchSize, repeats, trainerRate, bareRate, (bareRate / trainerRate - 1) * 100,
+                                        trainerMean, bareMean, (bareMean / trainerMean - 1) * 100,
                                         Process.GetCurrentProcess().PeakWorkingSet64, managedPeak);
         }
         finally
@@ -311,8 +398,15 @@ public static class Trainer
         }
     }
 
-    private static double BareLoop(string modelDir, string dataJson, string stage, string device, int seed, int batchSize, int total, int warmupSteps,
-                                   TrainOptions opts, Action sampleHeap)
+    private static double Median(List<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    /// <summary>The bare loop's per-step seconds, every step included.</summary>
+    private static List<double> BareLoop(string modelDir, string dataJson, string stage, string device, int seed, int batchSize, int total,
+                                         TrainOptions opts, Action sampleHeap)
     {
         var st = ParseStage(stage);
         using var model = LlavaCheckpoint.Load(modelDir, null, Runtime.Devices.Resolve(device));
@@ -320,7 +414,7 @@ public static class Trainer
         var data = LlavaDataset.Load(dataJson, Path.GetDirectoryName(dataJson)!, model.Tokenizer!, model.Config.Style, model.VisualTokenCount, 2048);
         var order = DataOrder.Epoch(data.Examples.Select(e => e.Length).ToList(), seed, 0, batchSize, false);
         using var opt = new AdamW(trainable.Select(t => (t.Name, (Tensor)t.Param)).ToList());
-        double bareSec = 0;
+        var seconds = new List<double>(total);
         for (int s = 0; s < total; s++)
         {
             var sw = Stopwatch.StartNew();
@@ -331,10 +425,19 @@ public static class Trainer
                 opt.Step(PeakLr(opts, st));
                 using (torch.no_grad()) foreach (var (_, p) in trainable) p.grad?.zero_();
             }
-            if (s >= warmupSteps) bareSec += sw.Elapsed.TotalSeconds;
+            seconds.Add(sw.Elapsed.TotalSeconds);
             sampleHeap();
         }
-        return bareSec;
+        return seconds;
+    }
+
+    /// <summary>Float32 master copies of the trainable tensors of a bf16 run, in trainable order; disposed with the run.</summary>
+    private sealed class MasterWeights : IDisposable
+    {
+        public List<(string, Tensor)> Pairs { get; } = new();
+        public IEnumerable<string> Names => Pairs.Select(p => p.Item1);
+        public void Add(string name, Tensor t) => Pairs.Add((name, t.DetachFromDisposeScope()));
+        public void Dispose() { foreach (var (_, t) in Pairs) t.Dispose(); }
     }
 
     /// <summary>A full model folder (LlavaCheckpoint layout + the tokenizer files of the source folder), written beside and renamed into place.</summary>

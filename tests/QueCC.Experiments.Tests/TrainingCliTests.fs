@@ -114,3 +114,34 @@ let ``plot-metrics draws loss curves from metrics.jsonl, and rejects a file with
         Assert.Contains("bad.jsonl:1", err2)
     finally
         Directory.Delete(dir, true)
+
+[<Fact>]
+let ``train --precision bf16 trains in mixed precision and a bad precision is one line`` () =
+    let dir = tempDir "train-bf16"
+    try
+        let q args = let c, o, e = quecc args in Assert.True((c = 0), e); o, e
+        q [ "make-data"; "--kind"; "shapes"; "--count"; "8"; "--seed"; "3"; "--out"; Path.Combine(dir, "data") ] |> ignore
+        q [ "init-model"; "--preset"; "tiny"; "--visual-tokens"; "4"; "--out"; Path.Combine(dir, "m") ] |> ignore
+        let train (extra: string list) =
+            [ "train"; "--model"; Path.Combine(dir, "m"); "--stage"; "pretrain"; "--data"; Path.Combine(dir, "data", "data.json")
+              "--out"; Path.Combine(dir, "out"); "--max-steps"; "2"; "--batch-size"; "4"; "--device"; "cpu" ] @ extra
+        let out, err = q (train [ "--precision"; "bf16" ])
+        Assert.Contains("bf16 mixed precision", err)
+        Assert.Contains("trained 2/2 steps", out)
+        // The final model holds the float32 master weights.
+        Assert.Contains("\"torch_dtype\": \"float32\"", File.ReadAllText(Path.Combine(dir, "out", "final", "config.json")))
+        let c, _, e = quecc (train [ "--precision"; "fp16"; "--resume" ])
+        Assert.Equal(1, c)
+        Assert.Equal("quecc: precision 'fp16': expected auto, fp32 or bf16", e.Trim())
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``bench train reports trainer and bare-loop rates, the overhead and peak memory`` () =
+    let code, out, err = quecc [ "bench"; "train"; "--preset"; "tiny"; "--steps"; "2"; "--batch-size"; "2"; "--repeats"; "1" ]
+    Assert.True((code = 0), err)
+    Assert.Contains("quecc bench train: preset tiny, finetune, cpu, 2 timed steps × batch 2, 1 rounds", out)
+    Assert.Matches(@"trainer\s+\d+\.\d\s+\d+\.\d", out)
+    Assert.Matches(@"bare loop\s+\d+\.\d\s+\d+\.\d", out)
+    Assert.Matches(@"overhead\s+-?\d+\.\d%\s+-?\d+\.\d%", out)
+    Assert.Matches(@"peak memory \d+ MB working set", out)

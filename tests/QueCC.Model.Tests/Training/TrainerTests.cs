@@ -193,6 +193,91 @@ public class TrainerTests(TrainingFixture fx)
         var before = ps[0].grad!.clone();
         Trainer.ClipGradNorm(ps, 100.0);
         Assert.True(TensorAssert.Same(before, ps[0].grad!));
+
+        // The free-tensor overload (bf16 path) against the same oracle; a null entry is skipped.
+        var free = grads.Select(g => (Tensor?)g.clone()).Append(null).ToList();
+        Assert.Equal(oracle, Trainer.ClipGradients(free, 1.0), 4);
+        for (int i = 0; i < 3; i++) Assert.True(free[i]!.allclose(qs[i].grad!, 1e-5, 1e-6), $"tensor {i}");
+        var unclipped = grads.Select(g => (Tensor?)g.clone()).ToList();
+        Assert.Equal(oracle, Trainer.ClipGradients(unclipped, 0), 4); // 0 = measure only
+        Assert.True(TensorAssert.Same(grads[0], unclipped[0]!));
+        Assert.Equal(0, Trainer.ClipGradients(new Tensor?[] { null }, 1.0));
+    }
+
+    [Fact]
+    public void AdamW_with_explicit_gradients_equals_AdamW_on_the_parameters_own()
+    {
+        using var _ = NewDisposeScope();
+        torch.manual_seed(4);
+        var w0 = torch.randn(3, 3);
+        var a = new[] { ("w", (Tensor)w0.clone().requires_grad_(true)) };
+        var b = new[] { ("w", w0.clone()) };
+        using var optA = new AdamW(a, weightDecay: 0.1);
+        using var optB = new AdamW(b, weightDecay: 0.1);
+        for (int i = 0; i < 4; i++)
+        {
+            var g = torch.randn(3, 3);
+            a[0].Item2.grad = g.clone();
+            optA.Step(0.01);
+            optB.Step(0.01, new Tensor?[] { g });
+        }
+        Assert.True(TensorAssert.Same(a[0].Item2.detach(), b[0].Item2));
+        Assert.Contains("2 gradients for 1 parameters", Assert.Throws<ArgumentException>(() => optB.Step(0.01, new Tensor?[] { null, null })).Message);
+    }
+
+    [Fact]
+    public void Precision_names_resolve_with_auto_meaning_bf16_on_CUDA_only()
+    {
+        Assert.False(Trainer.UsesBf16("auto", torch.CPU));
+        Assert.True(Trainer.UsesBf16("auto", new Device(DeviceType.CUDA, 0)));
+        Assert.True(Trainer.UsesBf16("BF16", torch.CPU));
+        Assert.False(Trainer.UsesBf16("fp32", new Device(DeviceType.CUDA, 0)));
+        Assert.Equal("precision 'fp8': expected auto, fp32 or bf16", Assert.Throws<ArgumentException>(() => Trainer.UsesBf16("fp8", torch.CPU)).Message);
+        Assert.Contains("precision 'half'", Assert.Throws<ArgumentException>(() => Trainer.Train(fx.Options("bad-precision") with { Precision = "half" })).Message);
+    }
+
+    [Fact]
+    public void Bf16_mixed_precision_tracks_fp32_keeps_float32_masters_and_resumes_exactly()
+    {
+        var baseOpts = fx.Options("bf16-full", "finetune") with
+        {
+            MaxSteps = 5, Lr = 5e-4, SaveEvery = 2, PretrainedProjector = fx.Pretrain.ProjectorFile, BatchSize = 4, Precision = "bf16",
+        };
+        var logs = new List<string>();
+        var full = Trainer.Train(baseOpts, log: logs.Add);
+        Assert.Contains(logs, l => l.Contains("bf16 mixed precision"));
+        var fp32 = Trainer.Train(baseOpts with { OutDir = fx.Out("bf16-vs-fp32"), Precision = "fp32" });
+
+        // The bf16 run computes in bf16 (losses differ from fp32) yet follows the fp32 run closely.
+        double[] Losses(TrainResult r) => File.ReadAllLines(r.MetricsPath).Select(l => JsonNode.Parse(l)!["loss"]!.GetValue<double>()).ToArray();
+        var lb = Losses(full);
+        var lf = Losses(fp32);
+        Assert.Equal(5, lb.Length);
+        Assert.NotEqual(lf, lb);
+        for (int i = 0; i < 5; i++) Assert.True(Math.Abs(lb[i] - lf[i]) < 0.02 * lf[i], $"step {i + 1}: bf16 loss {lb[i]} vs fp32 {lf[i]}");
+        Assert.True(lb[^1] < lb[0], $"bf16 loss did not fall: {lb[0]} → {lb[^1]}");
+
+        // Saved weights are float32 masters (not bf16-rounded values); frozen ones are the source's bit for bit.
+        Assert.Equal(Weights(Path.Combine(fx.ModelDir, "vision_tower")), Weights(Path.Combine(full.FinalDir!, "vision_tower")));
+        using (var _ = NewDisposeScope())
+        {
+            using var ck = Checkpoint.Open(Path.Combine(full.FinalDir!, Checkpoint.SingleFileName));
+            var up = ck.Read("model.layers.0.mlp.up_proj.weight");
+            Assert.Equal(ScalarType.Float32, up.dtype);
+            Assert.False(TensorAssert.Same(up, up.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32)), "the saved weights went through bf16");
+            using var step2 = Checkpoint.Open(Path.Combine(full.OutDir, TrainCheckpoint.Folder, "step-2", TrainCheckpoint.ModelFile));
+            Assert.Equal(ScalarType.Float32, step2.Read("model.layers.0.mlp.up_proj.weight").dtype);
+        }
+        Assert.Equal("bf16", TrainCheckpoint.ReadState(Path.Combine(full.OutDir, TrainCheckpoint.Folder, "step-4")).Precision);
+
+        // Interrupted at step 3 and resumed from step 2: the same final weights as the uninterrupted bf16 run.
+        var opts = baseOpts with { OutDir = fx.Out("bf16-resumed") };
+        Assert.True(Trainer.Train(opts with { StopAfterSteps = 3 }).Stopped);
+        var e = Assert.Throws<ArgumentException>(() => Trainer.Train(opts with { Resume = true, Precision = "fp32" }));
+        Assert.Contains("precision was bf16, this run has fp32", e.Message);
+        var resumed = Trainer.Train(opts with { Resume = true });
+        Assert.Equal(2, resumed.ResumedFromStep);
+        Assert.Equal(Weights(full.FinalDir!), Weights(resumed.FinalDir!));
     }
 
     [Fact]
