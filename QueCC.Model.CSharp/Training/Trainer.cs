@@ -244,6 +244,7 @@ public static class Trainer
         int orderEpoch = -1;
         double lastLoss = double.NaN;
         var stepSeconds = new List<double>();
+        double stepSecondsSum = 0;
         var total = Stopwatch.StartNew();
         bool stopped = false;
         var parameters = trainable.Select(t => (Tensor)t.Param).ToList();
@@ -279,7 +280,7 @@ public static class Trainer
             if (double.IsFinite(loss)) { firstLoss ??= loss; lastLoss = loss; }
             double sps = window / sw.Elapsed.TotalSeconds;
             double epochF = (double)step / stepsPerEpoch;
-            var eta = TimeSpan.FromSeconds((stepSeconds.Count > 0 ? stepSeconds.Average() : sw.Elapsed.TotalSeconds) * (totalSteps - step));
+            var eta = TimeSpan.FromSeconds((stepSeconds.Count > 0 ? stepSecondsSum / stepSeconds.Count : sw.Elapsed.TotalSeconds) * (totalSteps - step));
             WriteMetric(metrics, step, loss, lr, gradNorm, sps, epochF, tokens, double.IsFinite(loss) && double.IsFinite(gradNorm));
             if (tb is not null)
             {
@@ -291,6 +292,7 @@ public static class Trainer
             progress?.Invoke(new TrainProgress(step, totalSteps, epochF, loss, lr, gradNorm, sps, eta, nonFinite));
             // A step's time includes its bookkeeping (metrics line, TensorBoard scalars, progress), not checkpoint saves.
             stepSeconds.Add(sw.Elapsed.TotalSeconds);
+            stepSecondsSum += stepSeconds[^1];
 
             if (opts.SaveEvery > 0 && step % opts.SaveEvery == 0)
             {
