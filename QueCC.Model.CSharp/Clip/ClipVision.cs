@@ -41,9 +41,7 @@ public sealed record ClipVisionConfig
     /// <summary>Reads a HF CLIPVisionConfig json, or a full CLIPConfig json (its <c>vision_config</c> object).</summary>
     public static ClipVisionConfig FromJson(string json, string source = "config.json")
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(json).RootElement; }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})"); }
+        var root = Runtime.JsonInput.ParseRoot(json, source);
         var node = root.TryGetProperty("vision_config", out var vc) && vc.ValueKind == JsonValueKind.Object ? vc : root;
         var cfg = node.Deserialize<ClipVisionConfig>()
                   ?? throw new InvalidDataException($"{source}: expected a JSON object with CLIP vision fields");

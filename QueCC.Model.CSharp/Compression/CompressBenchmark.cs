@@ -88,10 +88,10 @@ public static class CompressBenchmark
 
             var ceilingBefore = MatmulGflops();
             Forward(); // warm-up: allocator and kernel selection
-            var fwd = Median(Enumerable.Range(0, iterations).Select(_ => Forward()));
+            var fwd = Runtime.Stats.Median(Enumerable.Range(0, iterations).Select(_ => Forward()));
             log(string.Create(CultureInfo.InvariantCulture, $"{method} V={v}: forward {fwd / batch:F1} ms/image"));
             ForwardBackward();
-            var fb = Median(Enumerable.Range(0, iterations).Select(_ => ForwardBackward()));
+            var fb = Runtime.Stats.Median(Enumerable.Range(0, iterations).Select(_ => ForwardBackward()));
             log(string.Create(CultureInfo.InvariantCulture, $"{method} V={v}: forward+backward {fb / batch:F1} ms/image"));
             var ceiling = Math.Max(ceilingBefore, MatmulGflops());
             log(string.Create(CultureInfo.InvariantCulture, $"matmul ceiling around V={v}: {ceiling:F1} GFLOP/s"));
@@ -117,11 +117,5 @@ public static class CompressBenchmark
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         return 2.0 * n * n * n / best / 1e9;
-    }
-
-    private static double Median(IEnumerable<double> xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

@@ -63,9 +63,7 @@ public abstract record DecoderConfig
     /// <summary>Parses a HF config.json; <c>model_type</c> picks the record (qwen2 / llama, and LLaVA's llava_qwen2 / llava_llama / llava).</summary>
     public static DecoderConfig FromJson(string json, string source = "config.json")
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(json).RootElement; }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})"); }
+        var root = Runtime.JsonInput.ParseRoot(json, source);
         string modelType = root.TryGetProperty("model_type", out var mt) && mt.ValueKind == JsonValueKind.String ? mt.GetString()! : "";
         DecoderConfig? cfg = modelType switch
         {

@@ -388,7 +388,7 @@ public static class Trainer
                 if (r % 2 == 0) { RunTrainer(); RunBare(); } else { RunBare(); RunTrainer(); }
             }
 
-            double trainerRate = batchSize / Median(trainerSteps), bareRate = batchSize / Median(bareSteps);
+            double trainerRate = batchSize / Runtime.Stats.Median(trainerSteps), bareRate = batchSize / Runtime.Stats.Median(bareSteps);
             double trainerMean = steps * batchSize / trainerBest, bareMean = steps * batchSize / bareBest;
             return new BenchTrainResult(preset, device, steps, batchSize, repeats, trainerRate, bareRate, (bareRate / trainerRate - 1) * 100,
                                         trainerMean, bareMean, (bareMean / trainerMean - 1) * 100,
@@ -398,12 +398,6 @@ public static class Trainer
         {
             try { Directory.Delete(root, true); } catch (IOException) { }
         }
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>The bare loop's per-step seconds, every step included.</summary>
