@@ -45,17 +45,24 @@ public sealed class AdamW : IDisposable
         using var _ = torch.no_grad();
         StepCount++;
         double bc1 = 1 - Math.Pow(Beta1, StepCount), bc2 = 1 - Math.Pow(Beta2, StepCount);
+        // Explicit Scalars, alive (and disposed) for the whole step. An implicit double → Scalar temporary is unreachable
+        // as soon as its handle is read, so the GC's finalizer thread may free the native Scalar while libtorch still
+        // reads it (TorchSharp 0.107 does not keep it alive; dotnet/TorchSharp#1434) — once seen as a Scalar with a
+        // garbage tag, "Expected false to be true", in a sweep run.
+        // (lerp_'s weight is a 0-dim tensor, which the dispose scope keeps alive.)
+        using Scalar decay = 1 - lr * WeightDecay, beta2 = Beta2, oneMinusBeta2 = 1 - Beta2, sqrtBc2 = Math.Sqrt(bc2), eps = Eps, stepSize = -lr / bc1;
+        Tensor oneMinusBeta1 = 1 - Beta1;
         for (int i = 0; i < _params.Count; i++)
         {
             var (name, p) = _params[i];
             var g = grads is null ? p.grad : grads[i];
             if (g is null) continue;
             var (m, v) = _state[name];
-            if (WeightDecay != 0 && Decays(p)) p.mul_(1 - lr * WeightDecay);
-            m.lerp_(g, 1 - Beta1);
-            v.mul_(Beta2).addcmul_(g, g, 1 - Beta2);
-            var denom = (v.sqrt() / Math.Sqrt(bc2)).add_(Eps);
-            p.addcdiv_(m, denom, -lr / bc1);
+            if (WeightDecay != 0 && Decays(p)) p.mul_(decay);
+            m.lerp_(g, oneMinusBeta1);
+            v.mul_(beta2).addcmul_(g, g, oneMinusBeta2);
+            var denom = v.sqrt().div_(sqrtBc2).add_(eps);
+            p.addcdiv_(m, denom, stepSize);
         }
     }
 

@@ -121,7 +121,8 @@ public static class Trainer
         var total = torch.linalg.vector_norm(torch.stack(gs.Select(g => torch.linalg.vector_norm(g)).ToList()));
         if (maxNorm > 0)
         {
-            var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+            using Scalar tiny = 1e-6, one = 1.0, max = maxNorm; // explicit, see AdamW.Step
+            var coef = (total + tiny).reciprocal_().mul_(max).clamp_max(one);
             foreach (var g in gs) g.mul_(coef);
         }
         return total.item<float>();

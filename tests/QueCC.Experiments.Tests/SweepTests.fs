@@ -122,9 +122,14 @@ let ``the smoke sweep runs as a Slurm job array and collects into results and a 
             Assert.Contains("#SBATCH --array=0-15", text)
             Assert.Contains("--only \"$SLURM_ARRAY_TASK_ID\"", text)
             let code, log = sh $"cd {dir} && sbatch --wait {script}"
-            Assert.True((code = 0), log + "\n" + String.Join("\n", Directory.GetFiles(Path.Combine(out, "slurm")) |> Array.map File.ReadAllText))
+            // On failure, the failed runs' own logs (their stack traces) go into the message: the run folders are deleted below.
+            let runLogs () =
+                Directory.GetFiles(Path.Combine(out, "runs"), "log.txt", SearchOption.AllDirectories)
+                |> Array.filter (fun f -> File.ReadAllText(f).Contains("   at "))
+                |> Array.map (fun f -> f + ":\n" + File.ReadAllText f)
+            Assert.True((code = 0), log + "\n" + String.Join("\n", Array.append (Directory.GetFiles(Path.Combine(out, "slurm")) |> Array.map File.ReadAllText) (runLogs ())))
             let collected = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--collect" ]
-            Assert.Contains("16/16 runs finished", collected)
+            Assert.True(collected.Contains "16/16 runs finished", collected + "\n" + String.Join("\n", runLogs ()))
             let rows = File.ReadAllLines(Path.Combine(out, "results.csv"))
             Assert.Equal(17, rows.Length)
             Assert.Equal(16, Directory.GetFiles(Path.Combine(out, "slurm"), "*.out").Length)
