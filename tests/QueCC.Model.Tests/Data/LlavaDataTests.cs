@@ -203,7 +203,7 @@ public class SyntheticDataTests(TrainingFixture fx)
         SyntheticData.Make(kind, 12, 1, 3, b);
         SyntheticData.Make(kind, 12, 2, 0, c);
         var fa = Files(a);
-        Assert.Equal(12 + 3 + 2, fa.Count);
+        Assert.Equal(12 + 3 + 3, fa.Count); // images, data.json, eval.json, eval-questions.jsonl
         var fb = Files(b);
         Assert.Equal(fa.Keys.Order(), fb.Keys.Order());
         foreach (var (k, v) in fa) Assert.True(v.AsSpan().SequenceEqual(fb[k]), k);
