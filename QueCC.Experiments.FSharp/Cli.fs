@@ -117,10 +117,12 @@ type InitModelArgs =
     | Visual_Tokens of count: int
     | [<Mandatory>] Out of dir: string
     | Seed of seed: int
+    | Vision_Tower of dir: string
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Vision_Tower _ -> "a CLIP vision folder (e.g. from pretrain-vision) to use instead of a random tower."
             | Preset _ -> "tiny | small (randomly initialised; the real-shape presets are configuration-only)."
             | Compressor _ -> "quecc | quecc_noquery | tokenpacker | avgpool | none (default quecc)."
             | Visual_Tokens _ -> "visual tokens after compression, a square whose side divides the patch grid (default 4)."
@@ -355,6 +357,26 @@ type BenchArgs =
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
             | Train _ -> "trainer samples/s against a bare forward/backward/step loop on the same batches, and peak memory."
 
+type PretrainVisionArgs =
+    | [<Mandatory>] Out of dir: string
+    | Preset of name: string
+    | Images of count: int
+    | Steps of count: int
+    | Batch_Size of count: int
+    | Lr of rate: float
+    | Seed of seed: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Out _ -> "output folder: a Hugging Face CLIP vision folder (config.json, model.safetensors) plus stage0.json."
+            | Preset _ -> "pairing preset whose tower is trained (default tiny; the sweep presets share it)."
+            | Images _ -> "training images per kind, shapes and ocr (default 1024)."
+            | Steps _ -> "optimizer steps (default 300)."
+            | Batch_Size _ -> "images per step, half of each kind (default 16)."
+            | Lr _ -> "peak learning rate (default 2e-3)."
+            | Seed _ -> "seed of the images and the initialisation (default 0)."
+
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
@@ -371,10 +393,12 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
+    | [<CliPrefix(CliPrefix.None); CustomCommandLine("pretrain-vision")>] Pretrain_Vision of ParseResults<PretrainVisionArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Pretrain_Vision _ -> "stage 0: pretrain the tiny CLIP tower on the synthetic images (attribute prediction), as a CLIP folder."
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
             | Plot_Metrics _ -> "training-loss curves from metrics.jsonl files as a figure."
@@ -621,8 +645,10 @@ let runInitModel (a: ParseResults<InitModelArgs>) =
         QueCC.Model.Llava.LlavaEntryPoints.InitModel(
             a.GetResult InitModelArgs.Preset, a.GetResult(InitModelArgs.Compressor, defaultValue = "quecc"),
             a.GetResult(InitModelArgs.Visual_Tokens, defaultValue = 4), a.GetResult InitModelArgs.Out,
-            int64 (a.GetResult(InitModelArgs.Seed, defaultValue = 0)))
-    printfn "wrote a randomly initialised %s model to %s" (a.GetResult InitModelArgs.Preset) (Path.GetFullPath dir)
+            int64 (a.GetResult(InitModelArgs.Seed, defaultValue = 0)), Option.toObj (a.TryGetResult InitModelArgs.Vision_Tower))
+    match a.TryGetResult InitModelArgs.Vision_Tower with
+    | Some t -> printfn "wrote a %s model (random LLM and projector, vision tower from %s) to %s" (a.GetResult InitModelArgs.Preset) t (Path.GetFullPath dir)
+    | None -> printfn "wrote a randomly initialised %s model to %s" (a.GetResult InitModelArgs.Preset) (Path.GetFullPath dir)
     0
 
 let runGenerate (a: ParseResults<GenerateArgs>) =
@@ -858,6 +884,22 @@ let evalBaselines (a: ParseResults<EvalArgs>) (maxNew: int) (report: string -> i
     elif key.Count > 0 then
         printfn "%d of %d questions carry an \"answer\"; baselines need it on every line (skipped)" key.Count n
 
+let runPretrainVision (a: ParseResults<PretrainVisionArgs>) =
+    let opts =
+        QueCC.Model.Training.VisionPretrainOptions(
+            OutDir = a.GetResult PretrainVisionArgs.Out,
+            Preset = a.GetResult(PretrainVisionArgs.Preset, defaultValue = "tiny"),
+            ImagesPerKind = a.GetResult(PretrainVisionArgs.Images, defaultValue = 1024),
+            Steps = a.GetResult(PretrainVisionArgs.Steps, defaultValue = 300),
+            BatchSize = a.GetResult(PretrainVisionArgs.Batch_Size, defaultValue = 16),
+            Lr = a.GetResult(PretrainVisionArgs.Lr, defaultValue = 2e-3),
+            Seed = a.GetResult(PretrainVisionArgs.Seed, defaultValue = 0))
+    let r = QueCC.Model.Training.VisionPretrain.Run(opts, Action<string>(eprintfn "%s"))
+    printfn "stage 0: %d steps in %.0f s, loss %.3f → %.3f; held-out accuracy: cell colour %.3f, cell shape %.3f, quadrant word %.3f, whole word %.3f"
+        r.Steps r.Seconds r.FirstLoss r.LastLoss r.CellColorAccuracy r.CellShapeAccuracy r.QuadrantWordAccuracy r.WholeWordAccuracy
+    printfn "wrote the vision tower to %s" r.TowerDir
+    0
+
 let runEval (a: ParseResults<EvalArgs>) =
     let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
@@ -948,6 +990,7 @@ let run (argv: string[]) =
         | Plot_Metrics a -> runPlotMetrics a
         | Eval a -> runEval a
         | Score a -> runScore a
+        | Pretrain_Vision a -> runPretrainVision a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a

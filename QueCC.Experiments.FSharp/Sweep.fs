@@ -22,7 +22,11 @@ type TrainingSettings =
       PretrainLr: float
       /// The LLMs start from random weights here, so stage 2 needs a larger rate than the reference's 2e-5.
       FinetuneLr: float
-      MaxNewTokens: int }
+      MaxNewTokens: int
+      /// Stage 0 (pretraining the vision tower on the synthetic images, once per sweep, shared by every run): its
+      /// optimizer steps, 0 for a random frozen tower; and its training images per kind.
+      VisionSteps: int
+      VisionImages: int }
 
 type SweepSpec =
     { Name: string
@@ -72,7 +76,9 @@ let smoke =
           BatchSize = 8
           PretrainLr = 1e-3
           FinetuneLr = 1e-3
-          MaxNewTokens = 4 } }
+          MaxNewTokens = 4
+          VisionSteps = 300
+          VisionImages = 1024 } }
 
 /// The miniature study: 4 LLM sizes (25×) × 4 token counts × QueCC and average pooling × 2 families × 3 seeds
 /// = 192 runs, eval splits of 512 questions, sized for ≤ 3 hours with --jobs 2 on 2 cores (docs/miniature-world.md).
@@ -91,7 +97,9 @@ let mini =
           BatchSize = 8
           PretrainLr = 1e-3
           FinetuneLr = 1e-3
-          MaxNewTokens = 4 } }
+          MaxNewTokens = 4
+          VisionSteps = 300
+          VisionImages = 1024 } }
 
 let presets = [ smoke; mini ]
 
@@ -126,6 +134,8 @@ let validate (source: string) (s: SweepSpec) =
     positive "finetune_steps" t.FinetuneSteps
     positive "batch_size" t.BatchSize
     positive "max_new_tokens" t.MaxNewTokens
+    if t.VisionSteps < 0 then inputError "%s: training.vision_steps is %d; expected 0 (random tower) or more" source t.VisionSteps
+    positive "vision_images" t.VisionImages
     if not (t.PretrainLr > 0.0 && t.FinetuneLr > 0.0) then inputError "%s: learning rates must be positive" source
     s
 
@@ -159,7 +169,9 @@ let parseSpec (source: string) (text: string) : SweepSpec =
               BatchSize = get o "batch_size" (fun v -> v.GetValue<int>()) dt.BatchSize
               PretrainLr = get o "pretrain_lr" (fun v -> v.GetValue<float>()) dt.PretrainLr
               FinetuneLr = get o "finetune_lr" (fun v -> v.GetValue<float>()) dt.FinetuneLr
-              MaxNewTokens = get o "max_new_tokens" (fun v -> v.GetValue<int>()) dt.MaxNewTokens }
+              MaxNewTokens = get o "max_new_tokens" (fun v -> v.GetValue<int>()) dt.MaxNewTokens
+              VisionSteps = get o "vision_steps" (fun v -> v.GetValue<int>()) dt.VisionSteps
+              VisionImages = get o "vision_images" (fun v -> v.GetValue<int>()) dt.VisionImages }
         | null -> d.Training
         | v -> inputError "%s: field \"training\" is %s; expected an object" source (v.ToJsonString())
     { Name = get root "name" (fun v -> v.GetValue<string>()) (Path.GetFileNameWithoutExtension source)
@@ -191,6 +203,8 @@ let toJson (s: SweepSpec) =
     tr["pretrain_lr"] <- JsonValue.Create t.PretrainLr
     tr["finetune_lr"] <- JsonValue.Create t.FinetuneLr
     tr["max_new_tokens"] <- JsonValue.Create t.MaxNewTokens
+    tr["vision_steps"] <- JsonValue.Create t.VisionSteps
+    tr["vision_images"] <- JsonValue.Create t.VisionImages
     o["training"] <- tr
     o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
 
@@ -306,6 +320,29 @@ let ensureData (spec: SweepSpec) (out: string) (task: string) (seed: int) =
         with :? IOException when Directory.Exists dir -> Directory.Delete(tmp, true) // another run made it first
     dir
 
+/// Stage 0, once per sweep: the tower every run starts from (`OUT/vision/`), or None for random towers. The first run
+/// to need it trains it under an exclusive lock on `OUT/vision.lock` (local jobs and Slurm tasks on one node wait for it
+/// instead of training it each), into a temporary folder renamed into place.
+let ensureTower (spec: SweepSpec) (out: string) (log: string -> unit) =
+    let t = spec.Training
+    if t.VisionSteps = 0 then None
+    else
+        let dir = Path.Combine(out, "vision")
+        let ready () = File.Exists(Path.Combine(dir, "model.safetensors"))
+        if not (ready ()) then
+            Directory.CreateDirectory out |> ignore
+            let rec acquire () =
+                try new FileStream(Path.Combine(out, "vision.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+                with :? IOException -> Threading.Thread.Sleep 500; acquire ()
+            use _lock = acquire ()
+            if not (ready ()) then
+                let tmp = dir + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}"
+                QueCC.Model.Training.VisionPretrain.Run(
+                    QueCC.Model.Training.VisionPretrainOptions(OutDir = tmp, Preset = spec.Llms.Head, ImagesPerKind = t.VisionImages, Steps = t.VisionSteps),
+                    Action<string> log) |> ignore
+                Directory.Move(tmp, dir)
+        Some dir
+
 /// The held-out split as LLaVA questions plus exact-match ground truth.
 let evalQuestions (evalJson: string) =
     let arr = JsonNode.Parse(File.ReadAllText evalJson).AsArray()
@@ -345,7 +382,8 @@ let executeRun (spec: SweepSpec) (out: string) (run: Run) : RunResult =
             let data = ensureData spec out run.Task run.Seed
             let model = Path.Combine(dir, "init")
             if not (File.Exists(Path.Combine(model, "config.json"))) then
-                QueCC.Model.Llava.LlavaEntryPoints.InitModel(run.Llm, run.Compressor, run.VisualTokens, model, int64 run.Seed) |> ignore
+                let tower = ensureTower spec out log
+                QueCC.Model.Llava.LlavaEntryPoints.InitModel(run.Llm, run.Compressor, run.VisualTokens, model, int64 run.Seed, Option.toObj tower) |> ignore
             let t = spec.Training
             let train stage (steps: int) (lr: float) (projector: string option) =
                 let stageOut = Path.Combine(dir, stage)

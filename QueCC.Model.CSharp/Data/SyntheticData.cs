@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using QueCC.Model.Clip;
 using SkiaSharp;
 
 namespace QueCC.Model.Data;
@@ -50,7 +51,7 @@ public static class SyntheticData
             {
                 var rng = new Random(HashCode(seed, split == "train" ? 0 : 1, i));
                 var rel = $"images/{k}_{split}_{i:D6}.png";
-                var (png, question, answer, type) = k == "shapes" ? ShapesSample(rng) : OcrSample(rng, typeface);
+                var (png, question, answer, type, _) = k == "shapes" ? ShapesSample(rng) : OcrSample(rng, typeface);
                 AtomicFile.WriteAllBytes(Path.Combine(outDir, rel), png);
                 arr.Add(new JsonObject
                 {
@@ -84,6 +85,43 @@ public static class SyntheticData
         return data;
     }
 
+    /// <summary>
+    /// What is where in one image, for stage 0 (pretraining the vision tower on this distribution): shapes → per cell of the
+    /// 3×3 grid (row-major) its colour (1…4, 0 = empty) and shape (1…3, 0 = empty); ocr → per quadrant the class of its word
+    /// (<see cref="WordClass"/>, 0 = empty) on quadrant images and the class of the single word on whole-image ones.
+    /// Labels that do not apply to the image are −1 (arrays of the other kind are empty).
+    /// </summary>
+    public sealed record SceneLabels(int[] CellColors, int[] CellShapes, int[] QuadrantWords, int WholeWord);
+
+    /// <summary>Number of OCR word classes: the 16 words and the numbers 0…99, plus 0 for "empty".</summary>
+    public static int WordClasses => Words.Length + 100 + 1;
+    public const int ColorClasses = 5;
+    public const int ShapeClasses = 4;
+
+    /// <summary>1…16 for the words, 17…116 for the numbers 0…99.</summary>
+    public static int WordClass(string token) =>
+        Array.IndexOf(Words, token) is var w and >= 0 ? w + 1 : int.TryParse(token, out var n) && n is >= 0 and < 100 ? Words.Length + 1 + n
+        : throw new ArgumentException($"'{token}' is not an ocr token");
+
+    /// <summary>
+    /// Image <paramref name="index"/> of a third split (neither train nor eval) of <paramref name="kind"/> with its labels:
+    /// the images stage 0 trains the tower on.
+    /// </summary>
+    public static (RgbImage Image, SceneLabels Labels) Scene(string kind, int seed, int index)
+    {
+        var rng = new Random(HashCode(seed, 2, index));
+        using var typeface = kind == "ocr" ? LoadFont() : null;
+        var (png, _, _, _, labels) = kind switch
+        {
+            "shapes" => ShapesSample(rng),
+            "ocr" => OcrSample(rng, typeface!),
+            _ => throw new ArgumentException($"synthetic data kind '{kind}': expected one of {string.Join(", ", Kinds)}"),
+        };
+        var tmp = Path.Combine(Path.GetTempPath(), $"quecc-scene-{Environment.ProcessId}-{Guid.NewGuid():N}.png");
+        try { File.WriteAllBytes(tmp, png); return (RgbImage.Load(tmp), labels); }
+        finally { File.Delete(tmp); }
+    }
+
     // A fixed mix (not string.GetHashCode, which is randomised per process).
     private static int HashCode(int seed, int split, int index)
     {
@@ -110,7 +148,7 @@ public static class SyntheticData
         return data.ToArray();
     }
 
-    private static (byte[] Png, string Question, string Answer, string Type) ShapesSample(Random rng)
+    private static (byte[] Png, string Question, string Answer, string Type, SceneLabels Labels) ShapesSample(Random rng)
     {
         int n = rng.Next(2, 5);
         var cells = Enumerable.Range(0, 9).ToArray();
@@ -141,6 +179,8 @@ public static class SyntheticData
                 }
             }
         }
+        var labels = new SceneLabels(new int[9], new int[9], Array.Empty<int>(), -1);
+        foreach (var (c, sh, r, col) in objs) { labels.CellColors[r * 3 + col] = c + 1; labels.CellShapes[r * 3 + col] = sh + 1; }
         string Name(int i) => $"{Colors[objs[i].Color].Name} {Shapes[objs[i].Shape]}";
         bool UniqueShape(int i) => objs.Count(o => o.Shape == objs[i].Shape) == 1;
         bool UniqueColor(int i) => objs.Count(o => o.Color == objs[i].Color) == 1;
@@ -152,15 +192,15 @@ public static class SyntheticData
             switch (family)
             {
                 case 0 when UniqueShape(a):
-                    return (Encode(bmp), $"What color is the {Shapes[objs[a].Shape]}?", Colors[objs[a].Color].Name, "color");
+                    return (Encode(bmp), $"What color is the {Shapes[objs[a].Shape]}?", Colors[objs[a].Color].Name, "color", labels);
                 case 1 when UniqueColor(a):
-                    return (Encode(bmp), $"What shape is the {Colors[objs[a].Color].Name} object?", Shapes[objs[a].Shape], "shape");
+                    return (Encode(bmp), $"What shape is the {Colors[objs[a].Color].Name} object?", Shapes[objs[a].Shape], "shape", labels);
                 case 2:
-                    return (Encode(bmp), "How many shapes are there?", CountWords[n], "count");
+                    return (Encode(bmp), "How many shapes are there?", CountWords[n], "count", labels);
                 case 3:
                     int b = Enumerable.Range(0, n).FirstOrDefault(j => j != a && objs[j].Col != objs[a].Col && UniqueBoth(j), -1);
                     if (b < 0 || !UniqueBoth(a)) break;
-                    return (Encode(bmp), $"Is the {Name(a)} left or right of the {Name(b)}?", objs[a].Col < objs[b].Col ? "left" : "right", "position");
+                    return (Encode(bmp), $"Is the {Name(a)} left or right of the {Name(b)}?", objs[a].Col < objs[b].Col ? "left" : "right", "position", labels);
             }
         }
         throw new InvalidOperationException("unreachable: the count question always applies");
@@ -168,7 +208,7 @@ public static class SyntheticData
 
     private static string Token(Random rng) => rng.Next(3) == 0 ? rng.Next(0, 100).ToString() : Words[rng.Next(Words.Length)];
 
-    private static (byte[] Png, string Question, string Answer, string Type) OcrSample(Random rng, SKTypeface typeface)
+    private static (byte[] Png, string Question, string Answer, string Type, SceneLabels Labels) OcrSample(Random rng, SKTypeface typeface)
     {
         using var bmp = new SKBitmap(ImageSize, ImageSize, SKColorType.Rgba8888, SKAlphaType.Premul);
         using var canvas = new SKCanvas(bmp);
@@ -191,7 +231,7 @@ public static class SyntheticData
             var word = Token(rng);
             Draw(word, 0, 0, ImageSize, ImageSize, 26);
             canvas.Flush();
-            return (Encode(bmp), "What is written in the image?", word, "ocr_whole");
+            return (Encode(bmp), "What is written in the image?", word, "ocr_whole", new SceneLabels(Array.Empty<int>(), Array.Empty<int>(), new[] { -1, -1, -1, -1 }, WordClass(word)));
         }
         var words = Enumerable.Range(0, 4).Select(_ => Token(rng)).ToArray();
         int shown = rng.Next(2, 5);
@@ -201,6 +241,8 @@ public static class SyntheticData
         for (int i = 0; i < shown; i++) Draw(words[quads[i]], quads[i] % 2 * half, quads[i] / 2 * half, half, half, 16);
         canvas.Flush();
         int asked = quads[rng.Next(shown)];
-        return (Encode(bmp), $"What is written in the {Quadrants[asked]}?", words[asked], "ocr_quadrant");
+        var quadWords = new int[4];
+        for (int i = 0; i < shown; i++) quadWords[quads[i]] = WordClass(words[quads[i]]);
+        return (Encode(bmp), $"What is written in the {Quadrants[asked]}?", words[asked], "ocr_quadrant", new SceneLabels(Array.Empty<int>(), Array.Empty<int>(), quadWords, -1));
     }
 }

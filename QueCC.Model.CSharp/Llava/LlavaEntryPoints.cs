@@ -25,7 +25,8 @@ public static class LlavaEntryPoints
     /// vision_tower/. <paramref name="visualTokens"/> V = h² with h dividing the tower's patch grid (kernel = stride = grid/h);
     /// with compressor "none" V must equal the patch count. Returns <paramref name="outDir"/>.
     /// </summary>
-    public static string InitModel(string preset, string compressor, int visualTokens, string outDir, long seed = 0)
+    /// <param name="visionTowerDir">A CLIP vision folder (e.g. stage 0's) whose weights replace the random tower; its config must equal the preset's.</param>
+    public static string InitModel(string preset, string compressor, int visualTokens, string outDir, long seed = 0, string? visionTowerDir = null)
     {
         using var scope = torch.NewDisposeScope();
         var p = Presets.Presets.Get(preset);
@@ -35,6 +36,15 @@ public static class LlavaEntryPoints
         torch.manual_seed(seed);
         using var model = new LlavaModel(cfg, p.Vision);
         model.Llm.InitializeWeights();
+        if (visionTowerDir is not null)
+        {
+            var cfgPath = Path.Combine(visionTowerDir, "config.json");
+            var towerCfg = ClipVisionConfig.Load(cfgPath);
+            if (towerCfg != p.Vision)
+                throw new InvalidDataException($"{cfgPath}: this tower ({towerCfg.HiddenSize} wide, {towerCfg.NumHiddenLayers} layers, image {towerCfg.ImageSize}, patch {towerCfg.PatchSize}) is not preset {p.Name}'s ({p.Vision.HiddenSize}, {p.Vision.NumHiddenLayers}, {p.Vision.ImageSize}, {p.Vision.PatchSize})");
+            using var ckpt = Checkpoints.Checkpoint.Open(Path.Combine(visionTowerDir, "model.safetensors"));
+            LlavaCheckpoint.LoadVisionTower(model.VisionTower, ckpt, "");
+        }
         Directory.CreateDirectory(outDir);
         int tokens = TinyTokenizer.Write(outDir);
         if (tokens > p.Text.VocabSize) throw new InvalidOperationException($"tiny tokenizer has {tokens} tokens, more than vocab_size {p.Text.VocabSize}");

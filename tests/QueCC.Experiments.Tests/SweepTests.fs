@@ -57,7 +57,8 @@ let ``results.csv is in the fitter's schema`` () =
 
 let tinySpec =
     """{"name": "tiny-test", "llms": ["sweep-xs", "sweep-m"], "compressors": ["quecc"], "visual_tokens": [1, 16], "tasks": ["shapes"], "seeds": [0],
-        "training": {"train_samples": 16, "eval_samples": 4, "pretrain_steps": 2, "finetune_steps": 2, "batch_size": 4, "max_new_tokens": 2}}"""
+        "training": {"train_samples": 16, "eval_samples": 4, "pretrain_steps": 2, "finetune_steps": 2, "batch_size": 4, "max_new_tokens": 2,
+                     "vision_steps": 2, "vision_images": 8}}"""
 
 [<Fact>]
 let ``a local sweep runs every run, records a failure without stopping, skips finished runs and fits the results`` () =
