@@ -128,7 +128,7 @@ public static class LlavaCheckpoint
         : throw new InvalidDataException($"{cfg.Source}: the tower is embedded in the checkpoint but its config is unknown for mm_hidden_size {cfg.Projector.Width}; pass a vision tower folder");
 
     private static bool HasTokenizer(string dir) =>
-        File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));
+        File.Exists(Path.Combine(dir, "tokenizer.json")) || File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));
 
     /// <summary>Loads <c>vision_model.*</c>; a full CLIP checkpoint's text tower, projections, logit_scale and position_ids are skipped.</summary>
     public static void LoadVisionTower(ClipVisionModel tower, Checkpoint ckpt, string prefix)
