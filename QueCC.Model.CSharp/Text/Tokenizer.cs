@@ -149,20 +149,10 @@ public sealed class ChatTokenizer
 
     private static ChatTokenizer LoadSentencePiece(string dir, string spm, JsonObject? cfg, string cfgPath, bool? addBos, bool? addEos)
     {
-        LlamaTokenizer inner;
-        using (var s = File.OpenRead(spm))
-        {
-            try { inner = LlamaTokenizer.Create(s, false, false, null); }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                throw new InvalidDataException($"{spm}: not a readable SentencePiece model ({e.Message})");
-            }
-        }
+        var inner = SentencePieceBpe.Load(spm);
         // The slow tokenizer never splits its unk/bos/eos tokens, with or without an added_tokens_decoder in the config.
-        var specials = new Dictionary<string, int>
-        {
-            [inner.UnknownToken] = inner.UnknownId, [inner.BeginningOfSentenceToken] = inner.BeginningOfSentenceId, [inner.EndOfSentenceToken] = inner.EndOfSentenceId,
-        };
+        var specials = new Dictionary<string, int>();
+        foreach (var id in new[] { inner.UnknownId, inner.BosId, inner.EosId }.Where(i => i >= 0 && i < inner.Count)) specials[inner.IdToPiece(id)] = id;
         foreach (var (c, id) in ReadAddedTokensDecoder(cfg, cfgPath)) specials[c] = id;
         var splitter = new Regex("(" + string.Join("|", specials.Keys.OrderByDescending(k => k.Length).Select(Regex.Escape)) + ")");
         int[] EncodePlain(string text)
@@ -172,15 +162,15 @@ public sealed class ChatTokenizer
             {
                 if (piece.Length == 0) continue;
                 if (specials.TryGetValue(piece, out var id)) ids.Add(id);
-                else ids.AddRange(inner.EncodeToIds(piece, false, false));
+                else ids.AddRange(inner.Encode(piece));
             }
             return ids.ToArray();
         }
-        int count = Math.Max(inner.Vocabulary.Count, specials.Values.Max() + 1);
-        var (eos, pad, bos) = SpecialIds(cfg, cfgPath, specials, s => inner.Vocabulary.TryGetValue(s, out var id) ? id : null);
-        if (cfg is null) { bos = inner.BeginningOfSentenceId; eos = inner.EndOfSentenceId; }
-        return new ChatTokenizer(TokenizerKind.SentencePiece, EncodePlain, null, ids => inner.Decode(ids),
-            s => inner.Vocabulary.TryGetValue(s, out var id) ? id : null, specials, count, eos, pad, bos, addBos ?? true, addEos ?? false);
+        int count = Math.Max(inner.Count, specials.Values.Max() + 1);
+        var (eos, pad, bos) = SpecialIds(cfg, cfgPath, specials, inner.PieceToId);
+        if (cfg is null) { bos = inner.BosId; eos = inner.EosId; }
+        return new ChatTokenizer(TokenizerKind.SentencePiece, EncodePlain, null, ids => inner.Decode(ids), inner.PieceToId,
+            specials, count, eos, pad, bos, addBos ?? true, addEos ?? false);
     }
 
     private static (int? Eos, int? Pad, int? Bos) SpecialIds(JsonObject? cfg, string cfgPath, Dictionary<string, int> specials, Func<string, int?> piece)
