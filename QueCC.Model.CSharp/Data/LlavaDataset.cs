@@ -142,10 +142,11 @@ public sealed class LlavaDataset
         var examples = new List<TokenizedExample>();
         foreach (var r in records)
         {
-            var (ids, labels) = LlavaModel.TokenizeConversation(tok, style, r.Turns);
+            var encoded = ConversationEncoder.Encode(tok, style, r.Turns);
+            var (ids, labels) = (encoded.InputIds, encoded.Labels);
             int keep = maxLength - visualTokens + 1; // the placeholder id becomes V tokens
             if (ids.Count > keep) { ids.RemoveRange(keep, ids.Count - keep); labels.RemoveRange(keep, labels.Count - keep); }
-            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, tok.Encode(LlavaModel.QueryText(r.Turns[0].User)), ids.Count - 1 + visualTokens);
+            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, encoded.QueryIds, ids.Count - 1 + visualTokens);
             if (!ids.Contains(LlavaModel.ImageTokenIndex) || ex.SupervisedTokens == 0)
             {
                 var s = new SkippedRecord(-1, r.Id, $"longer than max length {maxLength}: no assistant token is left after truncation");

@@ -54,6 +54,11 @@ public sealed class ChatTokenizer
     public bool? AddEosToken { get; }
     /// <summary>Highest token id + 1 (the LLM's vocab_size must be at least this).</summary>
     public int Count { get; }
+    public int? UnkTokenId { get; private init; }
+    /// <summary>tokenizer_config.json "legacy" (transformers treats a missing value as true); true for tokenizers without the notion.</summary>
+    public bool Legacy { get; private init; } = true;
+    /// <summary>tokenizer_config.json "model_max_length" (a double: Hugging Face writes 1e30 for "no limit").</summary>
+    public double ModelMaxLength { get; private init; } = 1e30;
 
     private ChatTokenizer(TokenizerKind kind, Func<string, int[]> encodePlain, Func<string, int[]>? encodeWithPostProcessor,
         Func<IReadOnlyList<int>, string> decodeRun, Func<string, int?> pieceToId, Dictionary<string, int> specials, int count,
@@ -67,6 +72,10 @@ public sealed class ChatTokenizer
         Count = count; EosTokenId = eos; PadTokenId = pad; BosTokenId = bos; AddBosToken = addBos; AddEosToken = addEos;
     }
 
+    private ChatTokenizer(ChatTokenizer t) : this(t.Kind, t._encodePlain, t._encodeWithPostProcessor, t._decodeRun, t._pieceToId,
+        t.SpecialTokens.ToDictionary(kv => kv.Key, kv => kv.Value), t.Count, t.EosTokenId, t.PadTokenId, t.BosTokenId, t.AddBosToken, t.AddEosToken)
+    { UnkTokenId = t.UnkTokenId; }
+
     /// <summary>Same as <see cref="Load"/>: the name library users know from transformers.</summary>
     public static ChatTokenizer FromPretrained(string dir) => Load(dir);
 
@@ -78,9 +87,27 @@ public sealed class ChatTokenizer
         var cfg = ReadJson(cfgPath);
         string json = Path.Combine(dir, "tokenizer.json"), vocab = Path.Combine(dir, "vocab.json"), merges = Path.Combine(dir, "merges.txt"), spm = Path.Combine(dir, "tokenizer.model");
         bool? cfgAddBos = ReadBool(cfg, "add_bos_token", cfgPath), cfgAddEos = ReadBool(cfg, "add_eos_token", cfgPath);
-        if (File.Exists(json)) return LoadTokenizerJson(dir, json, cfg, cfgPath, cfgAddBos, cfgAddEos);
-        if (File.Exists(vocab) && File.Exists(merges)) return LoadByteLevelBpe(dir, vocab, merges, cfg, cfgPath, cfgAddBos, cfgAddEos);
-        if (File.Exists(spm)) return LoadSentencePiece(dir, spm, cfg, cfgPath, cfgAddBos, cfgAddEos);
+        bool legacy = ReadBool(cfg, "legacy", cfgPath) ?? true;
+        double maxLength = 1e30;
+        if (cfg?["model_max_length"] is { } ml)
+            maxLength = ml is JsonValue mv && mv.TryGetValue<double>(out var d) ? d
+                : throw new InvalidDataException($"{cfgPath}: model_max_length is {ml.ToJsonString()}; expected a number");
+        ChatTokenizer? tok = null;
+        if (File.Exists(json)) tok = LoadTokenizerJson(dir, json, cfg, cfgPath, cfgAddBos, cfgAddEos);
+        else if (File.Exists(vocab) && File.Exists(merges)) tok = LoadByteLevelBpe(dir, vocab, merges, cfg, cfgPath, cfgAddBos, cfgAddEos);
+        else if (File.Exists(spm))
+        {
+            if (!legacy)
+                throw new InvalidDataException($"{cfgPath}: legacy is false, but only the legacy=True behaviour of the slow LlamaTokenizer over tokenizer.model is implemented; add the folder's tokenizer.json (the fast tokenizer) or set legacy to true");
+            tok = LoadSentencePiece(dir, spm, cfg, cfgPath, cfgAddBos, cfgAddEos);
+        }
+        if (tok is not null)
+        {
+            int? unk = null;
+            if (cfg?["unk_token"] is { } u && (u is JsonValue uv && uv.TryGetValue<string>(out var us) ? us : u["content"]?.GetValue<string>()) is { } unkText)
+                unk = tok.TokenToId(unkText);
+            return new ChatTokenizer(tok) { UnkTokenId = unk ?? tok.UnkTokenId, Legacy = legacy, ModelMaxLength = maxLength };
+        }
         throw new FileNotFoundException($"{dir}: no tokenizer found; expected tokenizer.json, vocab.json + merges.txt (byte-level BPE) or tokenizer.model (SentencePiece)");
     }
 
@@ -170,7 +197,7 @@ public sealed class ChatTokenizer
         var (eos, pad, bos) = SpecialIds(cfg, cfgPath, specials, inner.PieceToId);
         if (cfg is null) { bos = inner.BosId; eos = inner.EosId; }
         return new ChatTokenizer(TokenizerKind.SentencePiece, EncodePlain, null, ids => inner.Decode(ids), inner.PieceToId,
-            specials, count, eos, pad, bos, addBos ?? true, addEos ?? false);
+            specials, count, eos, pad, bos, addBos ?? true, addEos ?? false) { UnkTokenId = inner.UnknownId };
     }
 
     private static (int? Eos, int? Pad, int? Bos) SpecialIds(JsonObject? cfg, string cfgPath, Dictionary<string, int> specials, Func<string, int?> piece)
