@@ -355,6 +355,22 @@ type BenchArgs =
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
             | Train _ -> "trainer samples/s against a bare forward/backward/step loop on the same batches, and peak memory."
 
+type TokenizeArgs =
+    | [<Mandatory>] Tokenizer of dir: string
+    | Input of jsonl: string
+    | No_Special_Tokens
+    | Conversations of json: string
+    | Template of name: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Tokenizer _ -> "Hugging Face tokenizer folder (tokenizer.json, vocab.json + merges.txt or tokenizer.model; tokenizer_config.json)."
+            | Input _ -> "JSON lines {\"text\": …}: prints {\"ids\": […]} per line, Hugging Face's tokenizer(text).input_ids."
+            | No_Special_Tokens -> "with --input: add_special_tokens=False (no BOS/EOS added)."
+            | Conversations _ -> "LLaVA JSON records: prints {\"input_ids\", \"labels\", \"query_ids\"} per record (needs --template)."
+            | Template _ -> "vicuna_v1 (LLaVA preprocess_v1), qwen_1_5 (LLaVA-NeXT preprocess_qwen) or plain (preprocess_plain)."
+
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
@@ -371,10 +387,12 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Tokenize _ -> "token ids of texts or of LLaVA conversations, exactly as Hugging Face and the reference preprocess functions give them."
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
             | Plot_Metrics _ -> "training-loss curves from metrics.jsonl files as a figure."
@@ -898,6 +916,20 @@ let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
     printfn "peak memory %.0f MB working set, %.0f MB managed heap" (float r.PeakWorkingSetBytes / 1e6) (float r.PeakManagedBytes / 1e6)
     0
 
+let runTokenize (a: ParseResults<TokenizeArgs>) =
+    let dir = a.GetResult TokenizeArgs.Tokenizer
+    match a.TryGetResult TokenizeArgs.Input, a.TryGetResult TokenizeArgs.Conversations with
+    | Some input, None ->
+        if a.Contains TokenizeArgs.Template then inputError "tokenize: --template applies to --conversations, not --input"
+        QueCC.Model.Text.TokenizeCommand.Texts(dir, input, not (a.Contains TokenizeArgs.No_Special_Tokens), stdout)
+    | None, Some conv ->
+        if a.Contains TokenizeArgs.No_Special_Tokens then inputError "tokenize: --no-special-tokens applies to --input, not --conversations"
+        match a.TryGetResult TokenizeArgs.Template with
+        | Some t -> QueCC.Model.Text.TokenizeCommand.Conversations(dir, conv, t, stdout)
+        | None -> inputError "tokenize --conversations: give --template vicuna_v1, qwen_1_5 or plain"
+    | _ -> inputError "tokenize: give exactly one of --input FILE.jsonl or --conversations FILE.json"
+    0
+
 /// Messages of the C# library's user errors can span lines (lists of keys); the CLI prints one line.
 let private oneLine (s: string) = s.Replace("\r", "").Replace("\n", "; ")
 
@@ -919,6 +951,7 @@ let run (argv: string[]) =
         | Plot_Metrics a -> runPlotMetrics a
         | Eval a -> runEval a
         | Score a -> runScore a
+        | Tokenize a -> runTokenize a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a
