@@ -107,6 +107,10 @@ public sealed class LlavaModel : IDisposable
         Projector = new MultimodalProjector(config.Projector, device);
     }
 
+    /// <summary>Loads a LLaVA folder (safetensors or .bin, tower from <paramref name="visionTowerDir"/> or the folder); see <see cref="Checkpoints.Pretrained.Llava"/>.</summary>
+    public static LlavaModel FromPretrained(string dir, Device? device = null, ScalarType? dtype = null, string? visionTowerDir = null) =>
+        Checkpoints.Pretrained.Llava(dir, device, dtype, visionTowerDir);
+
     public ClipImageProcessorConfig ImageProcessorConfig => ClipImageProcessorConfig.ForImageSize(VisionTower.Config.ImageSize);
 
     public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
