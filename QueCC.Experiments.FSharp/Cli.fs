@@ -266,7 +266,7 @@ type EvalArgs =
             match a with
             | Model _ -> "LLaVA checkpoint folder."
             | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
-            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line."
+            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line; with \"answer\" (and \"category\") on every line, also blind/majority/per-category baselines."
             | Images _ -> "folder the questions' image paths are relative to."
             | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
             | Max_New_Tokens _ -> "default 128."
@@ -848,6 +848,30 @@ let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
     printfn "wrote %s" (String.Join(", ", writer.Written))
     0
 
+/// When every question line carries its ground truth ("answer", optional "category"), `eval` also answers with grey
+/// images and reports accuracy, blind accuracy, the majority baseline and accuracy per category.
+let evalBaselines (a: ParseResults<EvalArgs>) (maxNew: int) (report: string -> int -> int -> unit) =
+    let questions = a.GetResult EvalArgs.Questions
+    let text = File.ReadAllText questions
+    let key = Evaluation.parseAnswerKey questions text
+    let n = (Evaluation.parseQuestions questions text).Length
+    if key.Count = n then
+        let out = a.GetResult EvalArgs.Out
+        let blindOut = Path.ChangeExtension(out, ".blind.jsonl")
+        Evaluation.evaluateBlind
+            (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
+            blindOut maxNew (fun done' total -> report "eval (grey images)" total done')
+        let read f = ScoringIO.parseAnswers f (File.ReadAllText f)
+        let b = Evaluation.baselineReport Sweep.answerMatches Scoring.normalizeGqa key (read out) (read blindOut)
+        let jsonOut = Path.ChangeExtension(out, ".baselines.json")
+        Reproduce.writeAtomically jsonOut ((Evaluation.baselineJson b).ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true)))
+        printfn "%d questions: accuracy %.3f, blind (grey images) %.3f, majority answer %.3f" b.Questions b.Score b.BlindScore b.MajorityScore
+        for KeyValue(c, acc) in b.ByType do
+            printfn "  %-14s accuracy %.3f  blind %.3f  majority %.3f" c acc b.BlindByType[c] b.MajorityByType[c]
+        printfn "wrote blind answers to %s and the summary to %s" blindOut jsonOut
+    elif key.Count > 0 then
+        printfn "%d of %d questions carry an \"answer\"; baselines need it on every line (skipped)" key.Count n
+
 let runEval (a: ParseResults<EvalArgs>) =
     let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
@@ -857,6 +881,7 @@ let runEval (a: ParseResults<EvalArgs>) =
         (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
         (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
     printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
+    evalBaselines a maxNew report
     0
 
 let runScore (a: ParseResults<ScoreArgs>) =
