@@ -391,32 +391,9 @@ type QueccArgs =
             | Bench _ -> "benchmarks."
 
 // ---------------------------------------------------------------------------------------------
-// Progress: a bar with rate and ETA on a terminal, a few plain lines otherwise (CI logs).
+// Progress: a bar with rate and ETA on a terminal, a few plain lines otherwise (CI logs); see Progress.fs.
 
-let progressReporter () : string -> int -> int -> unit =
-    let bars = Collections.Generic.Dictionary<string, ShellProgressBar.ProgressBar>()
-    let started = Collections.Generic.Dictionary<string, Stopwatch>()
-    let lastPrinted = Collections.Generic.Dictionary<string, int>()
-    fun name total done' ->
-        if not (started.ContainsKey name) then started[name] <- Stopwatch.StartNew()
-        let elapsed = started[name].Elapsed.TotalSeconds
-        let rate = if elapsed > 0.0 then float done' / elapsed else 0.0
-        let eta = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate) else TimeSpan.Zero
-        let rateText = if rate >= 1.0 || rate = 0.0 then sprintf "%.1f/s" rate else sprintf "%.1f/min" (rate * 60.0)
-        let message = sprintf "%s: %d/%d, %s, ETA %s" name done' total rateText (eta.ToString @"hh\:mm\:ss")
-        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
-            if not (bars.ContainsKey name) then
-                bars[name] <- new ShellProgressBar.ProgressBar(total, name, ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─', CollapseWhenFinished = true))
-            let bar = bars[name]
-            bar.Tick(done', message)
-            if done' >= total then
-                bar.Dispose()
-                bars.Remove name |> ignore
-        else
-            let tenth = if total >= 10 then done' * 10 / total else done'
-            if not (lastPrinted.ContainsKey name) || lastPrinted[name] <> tenth || done' >= total then
-                lastPrinted[name] <- tenth
-                eprintfn "%s" message
+let progressReporter () : string -> int -> int -> unit = Progress.reporter ()
 
 // ---------------------------------------------------------------------------------------------
 // Verbs.
@@ -645,30 +622,6 @@ let runMakeData (a: ParseResults<MakeDataArgs>) =
 
 let private stageName (s: StageArg) = match s with StageArg.Pretrain -> "pretrain" | StageArg.Finetune -> "finetune"
 
-/// Training progress: a bar with loss, lr, samples/s and ETA on a terminal, ~20 plain lines otherwise.
-let private trainProgress () =
-    let mutable bar: ShellProgressBar.ProgressBar option = None
-    let mutable lastLine = -1
-    fun (p: QueCC.Model.Training.TrainProgress) ->
-        let message =
-            sprintf "step %d/%d loss %.4f lr %.3g grad %.3g %.1f samples/s ETA %s%s" p.Step p.TotalSteps p.Loss p.Lr p.GradNorm p.SamplesPerSecond
-                (p.Eta.ToString @"hh\:mm\:ss") (if p.NonFiniteSteps > 0 then sprintf " (%d non-finite skipped)" p.NonFiniteSteps else "")
-        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
-            let b =
-                match bar with
-                | Some b -> b
-                | None ->
-                    let b = new ShellProgressBar.ProgressBar(p.TotalSteps, "training", ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─'))
-                    bar <- Some b
-                    b
-            b.Tick(p.Step, message)
-            if p.Step >= p.TotalSteps then b.Dispose(); bar <- None
-        else
-            let twentieth = p.Step * 20 / max 1 p.TotalSteps
-            if twentieth <> lastLine || p.Step >= p.TotalSteps then
-                lastLine <- twentieth
-                eprintfn "%s" message
-
 let runTrain (a: ParseResults<TrainArgs>) =
     let opts =
         QueCC.Model.Training.TrainOptions(
@@ -694,7 +647,9 @@ let runTrain (a: ParseResults<TrainArgs>) =
             MaxLength = a.GetResult(TrainArgs.Max_Length, defaultValue = 2048),
             Resume = a.Contains TrainArgs.Resume,
             Strict = a.Contains TrainArgs.Strict)
-    let r = QueCC.Model.Training.Trainer.Train(opts, Action<_>(trainProgress ()), Action<string>(eprintfn "%s"))
+    // Bound once: `Action<_>(f ())` would call `f ()` on every invocation, a new bar per step.
+    let progress = Progress.trainReporterWith Progress.terminalColumns (fun s -> eprintfn "%s" s)
+    let r = QueCC.Model.Training.Trainer.Train(opts, Action<_>(progress), Action<string>(eprintfn "%s"))
     printfn "trained %d/%d steps%s: loss %.4f → %.4f in %.1f s; metrics %s%s%s"
         r.Steps r.TotalSteps (match Option.ofNullable r.ResumedFromStep with Some s -> sprintf " (resumed from step %d)" s | None -> "")
         r.FirstLoss r.LastLoss r.TrainSeconds r.MetricsPath
