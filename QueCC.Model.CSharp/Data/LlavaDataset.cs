@@ -39,6 +39,7 @@ public static class LlavaJson
     /// </summary>
     public static (List<LlavaRecord> Records, List<SkippedRecord> Skipped) Read(string jsonPath, string imagesDir)
     {
+        if (Directory.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: is a folder; expected a LLaVA data JSON file (e.g. {Path.Combine(jsonPath, "data.json")})", jsonPath);
         if (!File.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: LLaVA data file not found", jsonPath);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { AllowTrailingCommas = true }); }
