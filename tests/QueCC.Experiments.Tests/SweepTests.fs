@@ -45,7 +45,7 @@ let ``short answers match on their first words`` () =
 [<Fact>]
 let ``results.csv is in the fitter's schema`` () =
     let run = (Sweep.expand Sweep.smoke)[0]
-    let ok: Sweep.RunResult = { Run = run; LlmParams = 25_760L; Score = Some 0.25; Error = None; Seconds = 1.0 }
+    let ok: Sweep.RunResult = { Run = run; LlmParams = 25_760L; Score = Some 0.25; Baselines = None; Error = None; Seconds = 1.0 }
     let failed = { ok with Run = (Sweep.expand Sweep.smoke)[1]; Score = None; Error = Some "boom" }
     let csv = Sweep.resultsCsv [ ok; failed ]
     let obs = Data.parseCsv "results.csv" csv

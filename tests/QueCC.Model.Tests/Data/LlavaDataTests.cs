@@ -145,22 +145,33 @@ public class LlavaDataTests(TrainingFixture fx)
     }
 
     [Fact]
-    public void Data_order_is_a_seeded_permutation_and_grouping_sorts_each_mega_batch_by_length()
+    public void Data_order_is_a_seeded_permutation_and_grouping_sorts_each_optimizer_step_by_length()
     {
         var lengths = Enumerable.Range(0, 230).Select(i => (i * 37) % 101).ToList();
-        var a = DataOrder.Epoch(lengths, 5, 0, 2, false);
+        var a = DataOrder.Epoch(lengths, 5, 0, 8, false);
         Assert.Equal(Enumerable.Range(0, 230), a.OrderBy(i => i));
-        Assert.Equal(a, DataOrder.Epoch(lengths, 5, 0, 2, false));
-        Assert.NotEqual(a, DataOrder.Epoch(lengths, 5, 1, 2, false));
-        Assert.NotEqual(a, DataOrder.Epoch(lengths, 6, 0, 2, false));
-        var g = DataOrder.Epoch(lengths, 5, 0, 2, true);
+        Assert.Equal(a, DataOrder.Epoch(lengths, 5, 0, 8, false));
+        Assert.NotEqual(a, DataOrder.Epoch(lengths, 5, 1, 8, false));
+        Assert.NotEqual(a, DataOrder.Epoch(lengths, 6, 0, 8, false));
+        var g = DataOrder.Epoch(lengths, 5, 0, 8, true);
         Assert.Equal(Enumerable.Range(0, 230), g.OrderBy(i => i));
-        for (int m = 0; m < 230; m += 100) // mega-batch = 50 × batch 2
+        for (int m = 0; m < 230; m += 8) // mega-batch = one optimizer step (LLaVA's get_length_grouped_indices)
         {
-            var chunk = g.Skip(m).Take(100).ToList();
-            Assert.Equal(a.Skip(m).Take(100).OrderBy(i => i), chunk.OrderBy(i => i)); // same members as the plain shuffle's chunk
+            var chunk = g.Skip(m).Take(8).ToList();
+            Assert.Equal(a.Skip(m).Take(8).OrderBy(i => i), chunk.OrderBy(i => i)); // same members as the plain shuffle's step
             Assert.Equal(chunk.Select(i => lengths[i]).OrderByDescending(l => l), chunk.Select(i => lengths[i]));
         }
+    }
+
+    [Fact]
+    public void Grouping_by_length_keeps_every_length_class_spread_over_the_epoch()
+    {
+        // Four question types whose lengths differ (as in the synthetic sets): with 50 steps sorted at once the last
+        // steps of an epoch held only the shortest type; per step, the last quarter of the epoch holds all four.
+        var lengths = Enumerable.Range(0, 512).Select(i => 40 + i % 4).ToList();
+        var g = DataOrder.Epoch(lengths, 0, 0, 8, true);
+        var lastQuarter = g.Skip(384).Select(i => lengths[i]).ToHashSet();
+        Assert.Equal(new HashSet<int> { 40, 41, 42, 43 }, lastQuarter);
     }
 }
 
@@ -180,7 +191,7 @@ public class SyntheticDataTests(TrainingFixture fx)
         SyntheticData.Make(kind, 12, 1, 3, b);
         SyntheticData.Make(kind, 12, 2, 0, c);
         var fa = Files(a);
-        Assert.Equal(12 + 3 + 2, fa.Count);
+        Assert.Equal(12 + 3 + 3, fa.Count); // images, data.json, eval.json, eval-questions.jsonl
         var fb = Files(b);
         Assert.Equal(fa.Keys.Order(), fb.Keys.Order());
         foreach (var (k, v) in fa) Assert.True(v.AsSpan().SequenceEqual(fb[k]), k);
