@@ -473,12 +473,16 @@ let runFit (a: ParseResults<FitArgs>) =
     if a.Contains FitArgs.Json then
         let node = Json.fit spec result boot
         hold |> Option.iter (fun h -> node["holdout"] <- Json.holdout h)
+        if result.Method = "continuous" then node["atBounds"] <- Json.arr (atBounds obs result.Params |> List.map Json.str)
         printfn "%s" (Json.toText node)
     else
         let p = result.Params
         printfn "%s fit of %s (%d observations, T = V + %g)" result.Method path result.N spec.LawTextTokens
         printfn "  alpha = %.5f   beta = %.5f   A = %.5f   D = %.5f" p.Alpha p.Beta p.A p.D
         printfn "  SSE = %.6g   R² = %.5f   alpha/beta = %.2f" result.Sse result.R2 (p.Alpha / p.Beta)
+        if result.Method = "continuous" then
+            for note in atBounds obs p do
+                printfn "  at a bound: %s" note
         boot
         |> Option.iter (fun b ->
             printfn "  95%% bootstrap intervals (%d resamples):" b.Resamples
