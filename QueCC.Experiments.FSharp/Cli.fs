@@ -275,6 +275,7 @@ type ScoreArgs =
     | [<Mandatory>] Benchmark of name: string
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
+    | Vqa_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -282,8 +283,16 @@ type ScoreArgs =
             match a with
             | Benchmark _ -> "vqa | vqav2 | gqa | textvqa | vizwiz | pope | mc | scienceqa | mmbench | seed | mme."
             | Answers _ -> "answers JSONL as `quecc eval` (or LLaVA) writes them."
-            | Annotations _ -> "ground truth (formats in ScoringIO.fs)."
-            | Json -> "print JSON."
+            | Annotations _ ->
+                "ground truth, JSONL, one object per line, ids as numbers or strings. "
+                + "VQAv2/TextVQA/VizWiz {question_id, answers: [10 strings or {answer}]} or the official JSON document; "
+                + "GQA {question_id, answer}; POPE {question_id, label: yes|no, category?}; "
+                + "ScienceQA {question_id, answer: letter or 0-based index, choices?: [..], image?: name|null}; "
+                + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
+                + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
+                + "MME {question_id, subtask, image, label: yes|no}."
+            | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
+            | Json -> "print JSON (headline plus breakdowns)."
 
 type BenchCompressArgs =
     | Batch of size: int
@@ -849,7 +858,13 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
-    let report = ScoringIO.scoreFiles benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let vqa =
+        match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "llava" -> Scoring.LlavaSubmission
+        | Some "raw" -> Scoring.RawText
+        | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0
