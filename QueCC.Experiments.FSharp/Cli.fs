@@ -260,16 +260,20 @@ type EvalArgs =
     | [<Mandatory>] Images of dir: string
     | [<Mandatory>] Out of jsonl: string
     | Max_New_Tokens of count: int
+    | Benchmark of name: string
+    | Batch_Size of size: int
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Benchmark _ -> "add this benchmark's LLaVA-1.5 prompt suffix and use its decoding (vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed)."
+            | Batch_Size _ -> "questions per forward pass, left-padded (default 1; greedy answers are the same at any size)."
             | Model _ -> "LLaVA checkpoint folder."
             | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
             | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line."
             | Images _ -> "folder the questions' image paths are relative to."
             | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
-            | Max_New_Tokens _ -> "default 128."
+            | Max_New_Tokens _ -> "default 128 (1024 for scienceqa and mmbench, as LLaVA's scripts)."
 
 type ScoreArgs =
     | [<Mandatory>] Benchmark of name: string
@@ -840,13 +844,26 @@ let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
     0
 
 let runEval (a: ParseResults<EvalArgs>) =
-    let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
-    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let maxNew = a.TryGetResult EvalArgs.Max_New_Tokens
+    match maxNew with
+    | Some m when m < 1 -> inputError "--max-new-tokens %d: expected at least 1" m
+    | _ -> ()
+    let batch = a.GetResult(EvalArgs.Batch_Size, defaultValue = 1)
+    if batch < 1 then inputError "--batch-size %d: expected at least 1" batch
+    let benchmark =
+        a.TryGetResult EvalArgs.Benchmark
+        |> Option.map (fun name ->
+            match name.Trim().ToLowerInvariant() with
+            | "mc" -> Scoring.Benchmark.ScienceQa
+            | other ->
+                Scoring.Benchmark.tryParse other
+                |> Option.defaultWith (fun () -> inputError "--benchmark %s: expected one of vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed" name))
     let questions = a.GetResult EvalArgs.Questions
     let report = progressReporter ()
-    Evaluation.evaluate
+    Evaluation.evaluateWith
+        { Benchmark = benchmark; MaxNewTokens = maxNew; BatchSize = batch }
         (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
-        (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
+        (a.GetResult EvalArgs.Out) (fun done' total -> report "eval" total done')
     printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
     0
 
