@@ -39,6 +39,7 @@ public static class LlavaJson
     /// </summary>
     public static (List<LlavaRecord> Records, List<SkippedRecord> Skipped) Read(string jsonPath, string imagesDir)
     {
+        if (Directory.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: is a folder; expected a LLaVA data JSON file (e.g. {Path.Combine(jsonPath, "data.json")})", jsonPath);
         if (!File.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: LLaVA data file not found", jsonPath);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { AllowTrailingCommas = true }); }
@@ -142,10 +143,11 @@ public sealed class LlavaDataset
         var examples = new List<TokenizedExample>();
         foreach (var r in records)
         {
-            var (ids, labels) = LlavaModel.TokenizeConversation(tok, style, r.Turns);
+            var encoded = ConversationEncoder.Encode(tok, style, r.Turns);
+            var (ids, labels) = (encoded.InputIds, encoded.Labels);
             int keep = maxLength - visualTokens + 1; // the placeholder id becomes V tokens
             if (ids.Count > keep) { ids.RemoveRange(keep, ids.Count - keep); labels.RemoveRange(keep, labels.Count - keep); }
-            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, tok.Encode(LlavaModel.QueryText(r.Turns[0].User)), ids.Count - 1 + visualTokens);
+            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, encoded.QueryIds, ids.Count - 1 + visualTokens);
             if (!ids.Contains(LlavaModel.ImageTokenIndex) || ex.SupervisedTokens == 0)
             {
                 var s = new SkippedRecord(-1, r.Id, $"longer than max length {maxLength}: no assistant token is left after truncation");
