@@ -116,8 +116,14 @@ public static class VisionPretrain
             var whole = wholeHead.forward(fo.mean(new long[] { 1 }, keepdim: true)); // (B, 1, K)
             return new[] { col, shp, quad, whole };
         }
-        static Tensor Ce(Tensor logits, Tensor target) =>
-            nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.reshape(-1), ignore_index: -1);
+        // Mean over the labels that apply; a batch in which none applies (e.g. no whole-image ocr sample) contributes 0,
+        // where the plain mean would be 0/0 = NaN and poison every weight.
+        static Tensor Ce(Tensor logits, Tensor target)
+        {
+            var t = target.reshape(-1);
+            var sum = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), t, ignore_index: -1, reduction: nn.Reduction.Sum);
+            return sum / t.ne(-1).sum().clamp_min(1);
+        }
 
         int half = o.BatchSize / 2, warmup = LrSchedule.WarmupSteps(0.03, o.Steps);
         var rng = new Random(o.Seed);
