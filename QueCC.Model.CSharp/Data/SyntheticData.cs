@@ -110,17 +110,19 @@ public static class SyntheticData
     public static (RgbImage Image, SceneLabels Labels) Scene(string kind, int seed, int index)
     {
         var rng = new Random(HashCode(seed, 2, index));
-        using var typeface = kind == "ocr" ? LoadFont() : null;
         var (png, _, _, _, labels) = kind switch
         {
             "shapes" => ShapesSample(rng),
-            "ocr" => OcrSample(rng, typeface!),
+            "ocr" => OcrSample(rng, SceneFont.Value),
             _ => throw new ArgumentException($"synthetic data kind '{kind}': expected one of {string.Join(", ", Kinds)}"),
         };
         var tmp = Path.Combine(Path.GetTempPath(), $"quecc-scene-{Environment.ProcessId}-{Guid.NewGuid():N}.png");
         try { File.WriteAllBytes(tmp, png); return (RgbImage.Load(tmp), labels); }
         finally { File.Delete(tmp); }
     }
+
+    // One typeface for all stage-0 images of a process (a font lookup per image cost more than drawing it).
+    private static readonly Lazy<SKTypeface> SceneFont = new(LoadFont);
 
     // A fixed mix (not string.GetHashCode, which is randomised per process).
     private static int HashCode(int seed, int split, int index)
