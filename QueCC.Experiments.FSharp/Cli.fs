@@ -260,21 +260,26 @@ type EvalArgs =
     | [<Mandatory>] Images of dir: string
     | [<Mandatory>] Out of jsonl: string
     | Max_New_Tokens of count: int
+    | Benchmark of name: string
+    | Batch_Size of size: int
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Benchmark _ -> "add this benchmark's LLaVA-1.5 prompt suffix and use its decoding (vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed)."
+            | Batch_Size _ -> "questions per forward pass, left-padded (default 1; greedy answers are the same at any size)."
             | Model _ -> "LLaVA checkpoint folder."
             | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
             | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line; with \"answer\" (and \"category\") on every line, also blind/majority/per-category baselines."
             | Images _ -> "folder the questions' image paths are relative to."
             | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
-            | Max_New_Tokens _ -> "default 128."
+            | Max_New_Tokens _ -> "default 128 (1024 for scienceqa and mmbench, as LLaVA's scripts)."
 
 type ScoreArgs =
     | [<Mandatory>] Benchmark of name: string
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
+    | Vqa_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -282,8 +287,16 @@ type ScoreArgs =
             match a with
             | Benchmark _ -> "vqa | vqav2 | gqa | textvqa | vizwiz | pope | mc | scienceqa | mmbench | seed | mme."
             | Answers _ -> "answers JSONL as `quecc eval` (or LLaVA) writes them."
-            | Annotations _ -> "ground truth (formats in ScoringIO.fs)."
-            | Json -> "print JSON."
+            | Annotations _ ->
+                "ground truth, JSONL, one object per line, ids as numbers or strings. "
+                + "VQAv2/TextVQA/VizWiz {question_id, answers: [10 strings or {answer}]} or the official JSON document; "
+                + "GQA {question_id, answer}; POPE {question_id, label: yes|no, category?}; "
+                + "ScienceQA {question_id, answer: letter or 0-based index, choices?: [..], image?: name|null}; "
+                + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
+                + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
+                + "MME {question_id, subtask, image, label: yes|no}."
+            | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
+            | Json -> "print JSON (headline plus breakdowns)."
 
 type BenchCompressArgs =
     | Batch of size: int
@@ -473,12 +486,16 @@ let runFit (a: ParseResults<FitArgs>) =
     if a.Contains FitArgs.Json then
         let node = Json.fit spec result boot
         hold |> Option.iter (fun h -> node["holdout"] <- Json.holdout h)
+        if result.Method = "continuous" then node["atBounds"] <- Json.arr (atBounds obs result.Params |> List.map Json.str)
         printfn "%s" (Json.toText node)
     else
         let p = result.Params
         printfn "%s fit of %s (%d observations, T = V + %g)" result.Method path result.N spec.LawTextTokens
         printfn "  alpha = %.5f   beta = %.5f   A = %.5f   D = %.5f" p.Alpha p.Beta p.A p.D
         printfn "  SSE = %.6g   R² = %.5f   alpha/beta = %.2f" result.Sse result.R2 (p.Alpha / p.Beta)
+        if result.Method = "continuous" then
+            for note in atBounds obs p do
+                printfn "  at a bound: %s" note
         boot
         |> Option.iter (fun b ->
             printfn "  95%% bootstrap intervals (%d resamples):" b.Resamples
@@ -862,7 +879,7 @@ let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
 
 /// When every question line carries its ground truth ("answer", optional "category"), `eval` also answers with grey
 /// images and reports accuracy, blind accuracy, the majority baseline and accuracy per category.
-let evalBaselines (a: ParseResults<EvalArgs>) (maxNew: int) (report: string -> int -> int -> unit) =
+let evalBaselines (a: ParseResults<EvalArgs>) (settings: Evaluation.EvalSettings) (report: string -> int -> int -> unit) =
     let questions = a.GetResult EvalArgs.Questions
     let text = File.ReadAllText questions
     let key = Evaluation.parseAnswerKey questions text
@@ -870,9 +887,9 @@ let evalBaselines (a: ParseResults<EvalArgs>) (maxNew: int) (report: string -> i
     if key.Count = n then
         let out = a.GetResult EvalArgs.Out
         let blindOut = Path.ChangeExtension(out, ".blind.jsonl")
-        Evaluation.evaluateBlind
+        Evaluation.evaluateBlindWith settings
             (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
-            blindOut maxNew (fun done' total -> report "eval (grey images)" total done')
+            blindOut (fun done' total -> report "eval (grey images)" total done')
         let read f = ScoringIO.parseAnswers f (File.ReadAllText f)
         let b = Evaluation.baselineReport Sweep.answerMatches Scoring.normalizeGqa key (read out) (read blindOut)
         let jsonOut = Path.ChangeExtension(out, ".baselines.json")
@@ -885,15 +902,28 @@ let evalBaselines (a: ParseResults<EvalArgs>) (maxNew: int) (report: string -> i
         printfn "%d of %d questions carry an \"answer\"; baselines need it on every line (skipped)" key.Count n
 
 let runEval (a: ParseResults<EvalArgs>) =
-    let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
-    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let maxNew = a.TryGetResult EvalArgs.Max_New_Tokens
+    match maxNew with
+    | Some m when m < 1 -> inputError "--max-new-tokens %d: expected at least 1" m
+    | _ -> ()
+    let batch = a.GetResult(EvalArgs.Batch_Size, defaultValue = 1)
+    if batch < 1 then inputError "--batch-size %d: expected at least 1" batch
+    let benchmark =
+        a.TryGetResult EvalArgs.Benchmark
+        |> Option.map (fun name ->
+            match name.Trim().ToLowerInvariant() with
+            | "mc" -> Scoring.Benchmark.ScienceQa
+            | other ->
+                Scoring.Benchmark.tryParse other
+                |> Option.defaultWith (fun () -> inputError "--benchmark %s: expected one of vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed" name))
     let questions = a.GetResult EvalArgs.Questions
     let report = progressReporter ()
-    Evaluation.evaluate
+    let settings: Evaluation.EvalSettings = { Benchmark = benchmark; MaxNewTokens = maxNew; BatchSize = batch }
+    Evaluation.evaluateWith settings
         (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
-        (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
+        (a.GetResult EvalArgs.Out) (fun done' total -> report "eval" total done')
     printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
-    evalBaselines a maxNew report
+    evalBaselines a settings report
     0
 
 let runScore (a: ParseResults<ScoreArgs>) =
@@ -904,7 +934,13 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
-    let report = ScoringIO.scoreFiles benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let vqa =
+        match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "llava" -> Scoring.LlavaSubmission
+        | Some "raw" -> Scoring.RawText
+        | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0

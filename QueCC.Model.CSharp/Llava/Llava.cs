@@ -282,5 +282,41 @@ public sealed class LlavaModel : IDisposable
         return tok.Decode(result.Tokens).Trim();
     }
 
+    /// <summary>
+    /// <see cref="Answer"/> for several image–question pairs in one batch: prompts left-padded, one KV cache, each
+    /// answer ending at its own stop token (<see cref="TextGenerator.GenerateBatchFromEmbeds"/>). Greedy answers equal
+    /// <see cref="Answer"/>'s one by one.
+    /// </summary>
+    public string[] AnswerBatch(IReadOnlyList<RgbImage> images, IReadOnlyList<string> questions, GenerationOptions options)
+    {
+        if (images.Count != questions.Count) throw new ArgumentException($"{images.Count} images for {questions.Count} questions");
+        if (images.Count == 0) return Array.Empty<string>();
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var tok = Tok;
+        var users = questions.Select(q => q.Contains(ImagePlaceholder) ? q : ImagePlaceholder + "\n" + q).ToList();
+        var ids = users.Select(u => TokenizeWithImage(tok, Conversation.Prompt(Config.Style, u))).ToList();
+        var dev = VisionTower.parameters().First().device;
+        var pixels = torch.stack(images.Select(im => ClipImageProcessor.Preprocess(im, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig)).ToArray()).to(dev); // (B, 3, S, S)
+        var query = Config.Projector.NeedsText ? QueryEmbedding(users.Select(u => (IReadOnlyList<int>)tok.Encode(QueryText(u))).ToList()) : null;
+        var visual = EncodeImages(pixels, query);
+        var right = Splice(ids, ids.Select(s => s.Select(_ => IgnoreIndex).ToList()).ToList(), visual);
+        // Splice pads on the right (training); generation continues every row at the end, so move the padding left.
+        long b = right.InputsEmbeds.shape[0], len = right.InputsEmbeds.shape[1];
+        var x = torch.zeros_like(right.InputsEmbeds);
+        var mask = torch.zeros_like(right.AttentionMask);
+        for (long s = 0; s < b; s++)
+        {
+            long n = right.AttentionMask[s].sum().ToInt64();
+            x[s].narrow(0, len - n, n).copy_(right.InputsEmbeds[s].narrow(0, 0, n));
+            mask[s].narrow(0, len - n, n).fill_(1);
+        }
+        var stops = new HashSet<int>(options.StopTokenIds);
+        if (tok.EosTokenId is { } eos) stops.Add(eos);
+        foreach (var s in Conversation.StopStrings(Config.Style)) if (tok.TokenToId(s) is { } id) stops.Add(id);
+        var results = TextGenerator.GenerateBatchFromEmbeds(Llm, x.to_type(Llm.parameters().First().dtype), mask, options with { StopTokenIds = stops });
+        return results.Select(r => tok.Decode(r.Tokens).Trim()).ToArray();
+    }
+
     public void Dispose() { VisionTower.Dispose(); Llm.Dispose(); Projector.Dispose(); }
 }
