@@ -125,7 +125,7 @@ type InitModelArgs =
             | Vision_Tower _ -> "a CLIP vision folder (e.g. from pretrain-vision) to use instead of a random tower."
             | Preset _ -> "tiny | small (randomly initialised; the real-shape presets are configuration-only)."
             | Compressor _ -> "quecc | quecc_noquery | tokenpacker | avgpool | none (default quecc)."
-            | Visual_Tokens _ -> "visual tokens after compression, a square whose side divides the patch grid (default 4)."
+            | Visual_Tokens _ -> "visual tokens after compression, a square whose side divides the patch grid (default 4; with --compressor none, the tower's patch count)."
             | Out _ -> "output folder (config.json, model.safetensors, tokenizer files, vision_tower/)."
             | Seed _ -> "initialisation seed (default 0)."
 
@@ -665,10 +665,16 @@ let runDescribe (a: ParseResults<DescribeArgs>) =
     0
 
 let runInitModel (a: ParseResults<InitModelArgs>) =
+    let compressor = a.GetResult(InitModelArgs.Compressor, defaultValue = "quecc")
+    // Without a compressor every patch is a visual token, so the count follows from the preset's tower.
+    let visualTokens =
+        match a.TryGetResult InitModelArgs.Visual_Tokens with
+        | Some v -> v
+        | None when compressor.Trim().ToLowerInvariant() = "none" -> (QueCC.Model.Presets.Presets.Get(a.GetResult InitModelArgs.Preset)).Vision.NumPatches
+        | None -> 4
     let dir =
         QueCC.Model.Llava.LlavaEntryPoints.InitModel(
-            a.GetResult InitModelArgs.Preset, a.GetResult(InitModelArgs.Compressor, defaultValue = "quecc"),
-            a.GetResult(InitModelArgs.Visual_Tokens, defaultValue = 4), a.GetResult InitModelArgs.Out,
+            a.GetResult InitModelArgs.Preset, compressor, visualTokens, a.GetResult InitModelArgs.Out,
             int64 (a.GetResult(InitModelArgs.Seed, defaultValue = 0)), Option.toObj (a.TryGetResult InitModelArgs.Vision_Tower))
     match a.TryGetResult InitModelArgs.Vision_Tower with
     | Some t -> printfn "wrote a %s model (random LLM and projector, vision tower from %s) to %s" (a.GetResult InitModelArgs.Preset) t (Path.GetFullPath dir)

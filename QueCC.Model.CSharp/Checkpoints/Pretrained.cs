@@ -9,7 +9,7 @@ namespace QueCC.Model.Checkpoints;
 
 /// <summary>
 /// Loading from Hugging Face folders (config.json + safetensors or PyTorch .bin, single or sharded), as transformers'
-/// <c>from_pretrained</c>: strict by key name and shape, every mismatch listed; <paramref name="dtype"/> null keeps float32.
+/// <c>from_pretrained</c>: strict by key name and shape, every mismatch listed; a null dtype keeps float32.
 /// The classes expose these as <c>FromPretrained</c>.
 /// </summary>
 public static class Pretrained

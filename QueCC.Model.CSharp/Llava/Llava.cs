@@ -295,10 +295,11 @@ public sealed class LlavaModel : IDisposable
         using var _ = torch.no_grad();
         var tok = Tok;
         var users = questions.Select(q => q.Contains(ImagePlaceholder) ? q : ImagePlaceholder + "\n" + q).ToList();
-        var ids = users.Select(u => TokenizeWithImage(tok, Conversation.Prompt(Config.Style, u))).ToList();
+        var encoded = users.Select(u => ConversationEncoder.Encode(tok, Config.Style, new[] { (u, (string?)null) })).ToList();
+        var ids = encoded.Select(e => e.InputIds).ToList();
         var dev = VisionTower.parameters().First().device;
         var pixels = torch.stack(images.Select(im => ClipImageProcessor.Preprocess(im, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig)).ToArray()).to(dev); // (B, 3, S, S)
-        var query = Config.Projector.NeedsText ? QueryEmbedding(users.Select(u => (IReadOnlyList<int>)tok.Encode(QueryText(u))).ToList()) : null;
+        var query = Config.Projector.NeedsText ? QueryEmbedding(encoded.Select(e => e.QueryIds).ToList()) : null;
         var visual = EncodeImages(pixels, query);
         var right = Splice(ids, ids.Select(s => s.Select(_ => IgnoreIndex).ToList()).ToList(), visual);
         // Splice pads on the right (training); generation continues every row at the end, so move the padding left.

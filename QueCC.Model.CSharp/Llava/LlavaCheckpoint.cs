@@ -98,7 +98,8 @@ public static class LlavaCheckpoint
         string? towerDir = visionTowerDir ?? (Directory.Exists(Path.Combine(modelDir, VisionTowerFolder)) ? Path.Combine(modelDir, VisionTowerFolder) : null);
         bool embedded = towerDir is null && ckpt.Keys.Any(k => k.StartsWith(EmbeddedTowerPrefix, StringComparison.Ordinal));
         if (towerDir is null && !embedded)
-            throw new FileNotFoundException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint");
+            throw new FileNotFoundException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint"
+                + (cfg.Settings.VisionTower is { } name ? $" (config.json names mm_vision_tower '{name}': pass a local copy of that checkpoint with --vision-tower DIR)" : ""));
         if (visionTowerDir is not null && !Directory.Exists(visionTowerDir)) throw new DirectoryNotFoundException($"{visionTowerDir}: vision tower folder not found");
         var visionCfg = towerDir is not null ? ClipVisionConfig.Load(Path.Combine(towerDir, "config.json")) : PresetsVisionFor(cfg);
         var tokenizer = HasTokenizer(modelDir) ? ChatTokenizer.Load(modelDir) : null;

@@ -129,19 +129,22 @@ public sealed class SentencePieceBpe
         }
     }
 
-    private string Normalize(string text)
+    private string Normalize(string text, bool addDummyPrefix)
     {
         if (_removeExtraWhitespaces)
             text = string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         if (text.Length == 0) return "";
-        if (_addDummyPrefix) text = " " + text;
+        if (addDummyPrefix) text = " " + text;
         return _escapeWhitespaces ? text.Replace(' ', '▁') : text;
     }
 
-    /// <summary>sentencepiece's <c>encode(text)</c> (no BOS/EOS).</summary>
-    public List<int> Encode(string text)
+    /// <summary>
+    /// sentencepiece's <c>encode(text)</c> (no BOS/EOS). <paramref name="addDummyPrefix"/> false encodes as a processor whose
+    /// normalizer_spec.add_dummy_prefix was switched off, which transformers' non-legacy LlamaTokenizer does.
+    /// </summary>
+    public List<int> Encode(string text, bool? addDummyPrefix = null)
     {
-        var norm = Normalize(text);
+        var norm = Normalize(text, addDummyPrefix ?? _addDummyPrefix);
         var ids = new List<int>();
         if (norm.Length == 0) return ids;
         // Symbols: user-defined pieces whole, else one Unicode character each.

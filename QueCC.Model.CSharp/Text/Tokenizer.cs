@@ -29,9 +29,11 @@ public enum TokenizerKind
 /// rebuilds its post-processor from them; the slow tokenizers read them directly); otherwise a tokenizer.json's own
 /// post-processor decides, a SentencePiece model adds BOS only (LlamaTokenizer's defaults) and a byte-level BPE adds nothing
 /// (Qwen2Tokenizer).
-/// SentencePiece rule (HF's slow LlamaTokenizer with legacy=True, the tokenizer of LLaVA-1.5/Vicuna): the text is split at
-/// the special tokens (lstrip/rstrip false: spaces next to them stay in the neighbouring text) and every non-empty piece is
-/// encoded by SentencePiece on its own, so each piece gets the dummy "▁" prefix, also the one right after "&lt;/s&gt;".
+/// SentencePiece rule (HF's slow LlamaTokenizer as in transformers 4.37, which the reference pins): the text is split at the
+/// special tokens (lstrip/rstrip false: spaces next to them stay in the neighbouring text). With legacy=True every non-empty
+/// piece is encoded by SentencePiece on its own, so each piece gets the dummy "▁" prefix, also the one right after
+/// "&lt;/s&gt;". With legacy=False (liuhaotian/llava-v1.5-7b's tokenizer_config.json) only the text's start gets a "▁": pieces
+/// are encoded without the dummy prefix, so "&lt;/s&gt;USER" gives "US", "ER" where mid-sentence " USER" is one token.
 /// </remarks>
 public sealed class ChatTokenizer
 {
@@ -97,9 +99,7 @@ public sealed class ChatTokenizer
         else if (File.Exists(vocab) && File.Exists(merges)) tok = LoadByteLevelBpe(dir, vocab, merges, cfg, cfgPath, cfgAddBos, cfgAddEos);
         else if (File.Exists(spm))
         {
-            if (!legacy)
-                throw new InvalidDataException($"{cfgPath}: legacy is false, but only the legacy=True behaviour of the slow LlamaTokenizer over tokenizer.model is implemented; add the folder's tokenizer.json (the fast tokenizer) or set legacy to true");
-            tok = LoadSentencePiece(dir, spm, cfg, cfgPath, cfgAddBos, cfgAddEos);
+            tok = LoadSentencePiece(dir, spm, cfg, cfgPath, cfgAddBos, cfgAddEos, legacy);
         }
         if (tok is not null)
         {
@@ -174,7 +174,7 @@ public sealed class ChatTokenizer
             specials, count, eos, pad, bos, addBos ?? false, addEos ?? false);
     }
 
-    private static ChatTokenizer LoadSentencePiece(string dir, string spm, JsonObject? cfg, string cfgPath, bool? addBos, bool? addEos)
+    private static ChatTokenizer LoadSentencePiece(string dir, string spm, JsonObject? cfg, string cfgPath, bool? addBos, bool? addEos, bool legacy)
     {
         var inner = SentencePieceBpe.Load(spm);
         // The slow tokenizer never splits its unk/bos/eos tokens, with or without an added_tokens_decoder in the config.
@@ -182,15 +182,28 @@ public sealed class ChatTokenizer
         foreach (var id in new[] { inner.UnknownId, inner.BosId, inner.EosId }.Where(i => i >= 0 && i < inner.Count)) specials[inner.IdToPiece(id)] = id;
         foreach (var (c, id) in ReadAddedTokensDecoder(cfg, cfgPath)) specials[c] = id;
         var splitter = new Regex("(" + string.Join("|", specials.Keys.OrderByDescending(k => k.Length).Select(Regex.Escape)) + ")");
+        string unk = inner.IdToPiece(inner.UnknownId);
+        int unkLength = inner.Encode(unk, addDummyPrefix: false).Count;
+        int? underline = inner.PieceToId("▁");
+        // transformers' LlamaTokenizer._tokenize with legacy=False: no dummy prefix, except that a piece starting with a space
+        // is encoded behind the unk token's text (so the space becomes "▁" as inside a sentence) and those pieces dropped.
+        List<int> NonLegacyPiece(string piece)
+        {
+            if (!piece.StartsWith('▁') && !piece.StartsWith(' ')) return inner.Encode(piece, addDummyPrefix: false);
+            var ids = inner.Encode(unk + piece, addDummyPrefix: false);
+            return ids.Count >= unkLength ? ids.Skip(unkLength).ToList() : ids;
+        }
         int[] EncodePlain(string text)
         {
+            if (!legacy) text = "▁" + text.Replace('▁', ' ');
             var ids = new List<int>();
             foreach (var piece in splitter.Split(text))
             {
                 if (piece.Length == 0) continue;
                 if (specials.TryGetValue(piece, out var id)) ids.Add(id);
-                else ids.AddRange(inner.Encode(piece));
+                else ids.AddRange(legacy ? inner.Encode(piece) : NonLegacyPiece(piece));
             }
+            if (!legacy && ids.Count > 1 && ids[0] == underline && specials.ContainsValue(ids[1])) ids.RemoveAt(0);
             return ids.ToArray();
         }
         int count = Math.Max(inner.Count, specials.Values.Max() + 1);

@@ -13,11 +13,13 @@ public class PretrainedTests
     private static string Fx(params string[] p) => Path.Combine(new[] { AppContext.BaseDirectory, "Fixtures" }.Concat(p).ToArray());
 
     /// <summary>scripts/fixtures/make_llama_variant_fixtures.py: an independent PyTorch Llama forward with attention_bias (o_proj too), mlp_bias and head_dim 8 ≠ 24/4.</summary>
-    [Fact]
-    public void Llama_with_attention_bias_mlp_bias_and_head_dim_matches_an_independent_PyTorch_forward()
+    [Theory]
+    [InlineData("llama-variant")]
+    [InlineData("llama-variant-bin")]
+    public void Llama_with_attention_bias_mlp_bias_and_head_dim_matches_an_independent_PyTorch_forward(string folder)
     {
         using var _ = NewDisposeScope();
-        using var lm = Qwen2ForCausalLM.FromPretrained(Fx("llama-variant"));
+        using var lm = Qwen2ForCausalLM.FromPretrained(Fx(folder));
         Assert.Equal((8, true, true, true), (lm.Config.HeadDim, lm.Config.QkvBias, lm.Config.OutputBias, lm.Config.MlpBiasEnabled));
         var names = lm.state_dict().Keys.ToHashSet();
         Assert.Contains("model.layers.0.self_attn.o_proj.bias", names);

@@ -13,10 +13,11 @@ public class ConversationEncoderTests
     private static string FixtureDir => Path.Combine(AppContext.BaseDirectory, "Fixtures");
 
     private static ChatTokenizer Tokenizer(string name) =>
-        ChatTokenizer.Load(name == "spm" ? Path.Combine(FixtureDir, "tokenizers", "spm") : RealTokenizers.Dir(name));
+        ChatTokenizer.Load(name.StartsWith("spm") ? Path.Combine(FixtureDir, "tokenizers", name) : RealTokenizers.Dir(name));
 
     [Theory]
     [InlineData("vicuna_v1", "spm")]
+    [InlineData("vicuna_v1", "spm-nonlegacy")]
     [InlineData("vicuna_v1", "llama2")]
     [InlineData("qwen_1_5", "qwen3")]
     [InlineData("plain", "spm")]

@@ -162,4 +162,15 @@ public class RealTokenizerTests
         Assert.Equal((1, 2, true), (tok.BosTokenId, tok.EosTokenId, tok.AddBosToken));
         Assert.Equal(1500, tok.Count);
     }
+
+    [Fact]
+    public void SentencePiece_model_with_legacy_false_follows_the_non_legacy_LlamaTokenizer_rule()
+    {
+        var tok = ChatTokenizer.Load(Path.Combine(RealTokenizers.FixtureDir, "spm-nonlegacy"));
+        Assert.False(tok.Legacy);
+        var cases = RealTokenizers.Cases("spm-nonlegacy");
+        AssertAllCases(tok, cases);
+        // The rules differ in the text right after a special token (a dummy "▁" there or not), so the fixtures differ.
+        Assert.NotEqual(RealTokenizers.Cases("spm").Select(c => c.Ids), cases.Select(c => c.Ids));
+    }
 }

@@ -103,6 +103,16 @@ public class TrainerTests(TrainingFixture fx)
         // Micro-batches with different supervised-token counts: where a mean of per-micro-batch means would differ.
         var bySize = ds.Examples.OrderBy(e => e.SupervisedTokens).ToList();
         var window = bySize.Take(2).Concat(bySize.TakeLast(2)).ToList();
+        // preprocess_qwen supervises the template's structural tokens too, so one-word answers give equal counts; unsupervise
+        // part of the first two samples to make the micro-batches differ.
+        for (int i = 0; i < 2; i++)
+        {
+            var labels = window[i].Labels.ToList();
+            int masked = 0;
+            for (int j = 1; j < labels.Count && masked < 3 + i; j++)
+                if (labels[j] != -100) { labels[j] = -100; masked++; }
+            window[i] = window[i] with { Labels = labels };
+        }
         Assert.NotEqual(window[0].SupervisedTokens + window[1].SupervisedTokens, window[2].SupervisedTokens + window[3].SupervisedTokens);
         Dictionary<string, Tensor> Grads(int batchSize, out double loss)
         {
