@@ -212,3 +212,130 @@ let evaluate
     : unit =
     if maxNewTokens < 1 then inputError "max new tokens %d; expected at least 1" maxNewTokens
     evaluateWith { EvalSettings.Default with MaxNewTokens = Some maxNewTokens } modelDir visionTowerDir questionsJsonl imagesDir outAnswersJsonl progress
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: what an accuracy is worth. The same answering run twice — with the real images and with each image
+// replaced by a uniform grey one of the same size (the "blind" model: whatever it gets right comes from the question
+// text alone) — next to the majority-answer accuracy of the split and the accuracy per question type.
+
+/// The ground truth of a question, from optional fields of its questions-file line: "answer" and "category"
+/// (LLaVA's question files carry "category" for MME/POPE-style splits; `make-data` splits carry both).
+type AnswerKey = { Answer: string; Category: string }
+
+/// The grey of the blind baseline: mid-grey, so the preprocessing sees a constant image of ordinary brightness.
+let blindGrey = 128uy
+
+/// "answer"/"category" of every line that has an "answer" (category "all" where absent), by question id.
+let parseAnswerKey (source: string) (text: string) : Map<string, AnswerKey> =
+    text.Replace("\r\n", "\n").Split('\n')
+    |> Array.mapi (fun i l -> i + 1, l)
+    |> Array.filter (fun (_, l) -> l.Trim() <> "")
+    |> Array.choose (fun (n, line) ->
+        let o =
+            try JsonNode.Parse line :?> JsonObject
+            with _ -> inputError "%s:%d: not a JSON object" source n
+        match o["answer"] with
+        | null -> None
+        | a when a.GetValueKind() = Text.Json.JsonValueKind.String ->
+            let cat =
+                match o["category"] with
+                | null -> "all"
+                | c when c.GetValueKind() = Text.Json.JsonValueKind.String -> c.GetValue<string>()
+                | c -> inputError "%s:%d: field \"category\" is %s; expected a string" source n (c.ToJsonString())
+            Some(o["question_id"].ToJsonString().Trim('"'), { Answer = a.GetValue<string>(); Category = cat })
+        | a -> inputError "%s:%d: field \"answer\" is %s; expected the ground-truth answer as a string" source n (a.ToJsonString()))
+    |> Map.ofArray
+
+/// Accuracy of always giving the split's most common ground-truth answer (compared after `normalize`).
+let majorityAccuracy (normalize: string -> string) (truths: string list) =
+    if truths.IsEmpty then 0.0
+    else
+        let top = truths |> List.countBy normalize |> List.map snd |> List.max
+        float top / float truths.Length
+
+/// Fraction correct per category, from (category, correct) pairs.
+let accuracyByType (graded: (string * bool) list) : Map<string, float> =
+    graded
+    |> List.groupBy fst
+    |> List.map (fun (c, xs) -> c, float (xs |> List.filter snd |> List.length) / float xs.Length)
+    |> Map.ofList
+
+/// Accuracy, blind accuracy, majority baseline and per-type accuracy (real images) of one evaluation.
+type BaselineReport =
+    { Questions: int
+      Score: float
+      BlindScore: float
+      MajorityScore: float
+      ByType: Map<string, float>
+      BlindByType: Map<string, float>
+      /// Per category, the majority-answer accuracy inside that category.
+      MajorityByType: Map<string, float> }
+
+/// Grades two answer sets (real images, grey images) against the key with `matches truth answer`.
+let baselineReport (matches: string -> string -> bool) (normalize: string -> string) (key: Map<string, AnswerKey>)
+                   (answers: Map<string, string>) (blindAnswers: Map<string, string>) : BaselineReport =
+    let items = key |> Map.toList
+    let graded (ans: Map<string, string>) =
+        items |> List.map (fun (id, k) -> k.Category, (match ans.TryFind id with Some a -> matches k.Answer a | None -> false))
+    let score g = if List.isEmpty g then 0.0 else float (g |> List.filter snd |> List.length) / float g.Length
+    let real, blind = graded answers, graded blindAnswers
+    { Questions = items.Length
+      Score = score real
+      BlindScore = score blind
+      MajorityScore = majorityAccuracy normalize [ for _, k in items -> k.Answer ]
+      ByType = accuracyByType real
+      BlindByType = accuracyByType blind
+      MajorityByType =
+        items
+        |> List.groupBy (fun (_, k) -> k.Category)
+        |> List.map (fun (c, xs) -> c, majorityAccuracy normalize [ for _, k in xs -> k.Answer ])
+        |> Map.ofList }
+
+/// The blind run: `evaluate` over a temporary copy of the images folder in which every question's image is a uniform
+/// grey PNG of the image's own size, so the answering path (batching included) is exactly the one of the real run.
+let evaluateBlindWith
+    (settings: EvalSettings)
+    (modelDir: string)
+    (visionTowerDir: string option)
+    (questionsJsonl: string)
+    (imagesDir: string)
+    (outAnswersJsonl: string)
+    (progress: int -> int -> unit)
+    : unit =
+    if not (File.Exists questionsJsonl) then inputError "%s: questions file not found" questionsJsonl
+    let questions = parseQuestions questionsJsonl (File.ReadAllText questionsJsonl)
+    let grey = Path.Combine(Path.GetTempPath(), $"quecc-blind-{Environment.ProcessId}-{Guid.NewGuid():N}")
+    try
+        for q in questions |> List.distinctBy (fun q -> q.Image) do
+            let src = Path.Combine(imagesDir, q.Image)
+            if not (File.Exists src) then inputError "%s: image \"%s\" not found (looked for %s)" q.Where q.Image src
+            let img =
+                try RgbImage.Load src
+                with :? InvalidDataException as e -> inputError "%s: %s" q.Where (firstLine e.Message)
+            let dst = Path.Combine(grey, q.Image)
+            Directory.CreateDirectory(Path.GetDirectoryName dst) |> ignore
+            RgbImage.Filled(img.Width, img.Height, blindGrey, blindGrey, blindGrey).SavePng dst
+        evaluateWith settings modelDir visionTowerDir questionsJsonl grey outAnswersJsonl progress
+    finally
+        if Directory.Exists grey then Directory.Delete(grey, true)
+
+/// `evaluateBlindWith` batch size 1, the questions as written, at most `maxNewTokens` new tokens.
+let evaluateBlind modelDir visionTowerDir questionsJsonl imagesDir outAnswersJsonl (maxNewTokens: int) progress =
+    if maxNewTokens < 1 then inputError "max new tokens %d; expected at least 1" maxNewTokens
+    evaluateBlindWith { EvalSettings.Default with MaxNewTokens = Some maxNewTokens } modelDir visionTowerDir questionsJsonl imagesDir outAnswersJsonl progress
+
+/// `baselineReport` as JSON: score, blind_score, majority_score, by_type (and blind_by_type, majority_by_type).
+let baselineJson (r: BaselineReport) =
+    let o = JsonObject()
+    let m (x: Map<string, float>) =
+        let j = JsonObject()
+        for KeyValue(k, v) in x do j[k] <- JsonValue.Create v
+        j
+    o["questions"] <- JsonValue.Create r.Questions
+    o["score"] <- JsonValue.Create r.Score
+    o["blind_score"] <- JsonValue.Create r.BlindScore
+    o["majority_score"] <- JsonValue.Create r.MajorityScore
+    o["by_type"] <- m r.ByType
+    o["blind_by_type"] <- m r.BlindByType
+    o["majority_by_type"] <- m r.MajorityByType
+    o

@@ -107,6 +107,10 @@ public sealed class LlavaModel : IDisposable
         Projector = new MultimodalProjector(config.Projector, device);
     }
 
+    /// <summary>Loads a LLaVA folder (safetensors or .bin, tower from <paramref name="visionTowerDir"/> or the folder); see <see cref="Checkpoints.Pretrained.Llava"/>.</summary>
+    public static LlavaModel FromPretrained(string dir, Device? device = null, ScalarType? dtype = null, string? visionTowerDir = null) =>
+        Checkpoints.Pretrained.Llava(dir, device, dtype, visionTowerDir);
+
     public ClipImageProcessorConfig ImageProcessorConfig => ClipImageProcessorConfig.ForImageSize(VisionTower.Config.ImageSize);
 
     public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
@@ -161,42 +165,19 @@ public sealed class LlavaModel : IDisposable
         return Projector.Forward(x, multi, Config.Projector.NeedsText ? queryEmbedding : null).MoveToOuterDisposeScope();
     }
 
-    /// <summary>LLaVA's tokenizer_image_token: text chunks around each &lt;image&gt; tokenized separately, joined by <see cref="ImageTokenIndex"/>; BOS first where the tokenizer has one.</summary>
-    public static List<int> TokenizeWithImage(ChatTokenizer tok, string text)
-    {
-        var ids = new List<int>();
-        if (tok.BosTokenId is { } bos) ids.Add(bos);
-        var chunks = text.Split(ImagePlaceholder);
-        for (int i = 0; i < chunks.Length; i++)
-        {
-            if (i > 0) ids.Add(ImageTokenIndex);
-            if (chunks[i].Length > 0) ids.AddRange(tok.Encode(chunks[i]));
-        }
-        return ids;
-    }
+    /// <summary>LLaVA's tokenizer_image_token: text chunks around each &lt;image&gt; tokenized separately, joined by <see cref="ImageTokenIndex"/>; BOS first where the tokenizer adds one.</summary>
+    public static List<int> TokenizeWithImage(ChatTokenizer tok, string text) => ConversationEncoder.TokenizerImageToken(tok, text);
 
-    /// <summary>The question QueCC conditions on: the first user turn without the placeholder.</summary>
+    /// <summary>The first user turn without the placeholder (the data reader requires it to be non-empty; the query itself follows the reference's rule in <see cref="ConversationEncoder"/>).</summary>
     public static string QueryText(string firstUserTurn) => firstUserTurn.Replace(ImagePlaceholder, "").Trim();
 
     private ChatTokenizer Tok => Tokenizer ?? throw new InvalidOperationException("this model was built without a tokenizer");
 
-    /// <summary>
-    /// Token ids and labels of one conversation through the template: assistant answers (with the template's end
-    /// marker) keep their ids, everything else — BOS, system, user turns, the &lt;image&gt; placeholder — is −100.
-    /// </summary>
+    /// <summary>Token ids and labels of one conversation through the template, exactly as the reference's preprocess function (see <see cref="ConversationEncoder"/>).</summary>
     public static (List<int> Ids, List<int> Labels) TokenizeConversation(ChatTokenizer tok, ConversationStyle style, IReadOnlyList<(string User, string? Assistant)> turns)
     {
-        var ids = new List<int>();
-        var labels = new List<int>();
-        if (tok.BosTokenId is { } bos) { ids.Add(bos); labels.Add(IgnoreIndex); }
-        foreach (var seg in Conversation.Render(style, turns))
-        {
-            var chunk = TokenizeWithImage(tok, seg.Text);
-            if (tok.BosTokenId is not null) chunk.RemoveAt(0);
-            ids.AddRange(chunk);
-            labels.AddRange(chunk.Select(t => seg.Supervised && t != ImageTokenIndex ? t : IgnoreIndex));
-        }
-        return (ids, labels);
+        var e = ConversationEncoder.Encode(tok, style, turns);
+        return (e.InputIds, e.Labels);
     }
 
     /// <summary>Visual tokens per image this model splices in (the compressor's output count, or every patch without one).</summary>
@@ -211,10 +192,9 @@ public sealed class LlavaModel : IDisposable
         if (samples.Count == 0) throw new ArgumentException("empty batch");
         using var scope = torch.NewDisposeScope();
         var tok = Tok;
-        var tokenized = samples.Select(s => TokenizeConversation(tok, Config.Style, s.Turns)).ToList();
+        var encoded = samples.Select(s => ConversationEncoder.Encode(tok, Config.Style, s.Turns)).ToList();
         var pixels = torch.stack(samples.Select(s => s.Pixels).ToArray());
-        var queries = samples.Select(s => (IReadOnlyList<int>)tok.Encode(QueryText(s.Turns[0].User))).ToList();
-        var batch = PrepareTokenized(pixels, tokenized.Select(t => t.Ids).ToList(), tokenized.Select(t => t.Labels).ToList(), queries);
+        var batch = PrepareTokenized(pixels, encoded.Select(e => e.InputIds).ToList(), encoded.Select(e => e.Labels).ToList(), encoded.Select(e => e.QueryIds).ToList());
         return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
     }
 
@@ -288,10 +268,11 @@ public sealed class LlavaModel : IDisposable
         using var _ = torch.no_grad();
         var tok = Tok;
         var user = question.Contains(ImagePlaceholder) ? question : ImagePlaceholder + "\n" + question;
-        var ids = TokenizeWithImage(tok, Conversation.Prompt(Config.Style, user));
+        var encoded = ConversationEncoder.Encode(tok, Config.Style, new[] { (user, (string?)null) });
+        var ids = encoded.InputIds;
         var pixels = ClipImageProcessor.Preprocess(image, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig).unsqueeze(0)
             .to(VisionTower.parameters().First().device);
-        var query = Config.Projector.NeedsText ? QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode(QueryText(user)) }) : null;
+        var query = Config.Projector.NeedsText ? QueryEmbedding(new[] { encoded.QueryIds }) : null;
         var visual = EncodeImages(pixels, query);
         var batch = Splice(new[] { ids }, new[] { ids.Select(_ => IgnoreIndex).ToList() }, visual);
         var stops = new HashSet<int>(options.StopTokenIds);
