@@ -282,6 +282,7 @@ type ScoreArgs =
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
     | Vqa_Answers of rule: string
+    | Submission of xlsx: string
     | Json
 
     interface IArgParserTemplate with
@@ -297,6 +298,7 @@ type ScoreArgs =
                 + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
                 + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
                 + "MME {question_id, subtask, image, label: yes|no}."
+            | Submission _ -> "MMBench test split (no public answers): write the submission .xlsx as LLaVA's convert_mmbench_for_submission.py, --annotations being the question TSV; nothing is scored."
             | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
             | Json -> "print JSON (headline plus breakdowns)."
 
@@ -981,6 +983,18 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
+    match a.TryGetResult ScoreArgs.Submission with
+    | Some xlsx ->
+        if benchmark <> Scoring.MmBench then inputError "--submission is for --benchmark mmbench; got %s" name
+        let tsv = a.GetResult ScoreArgs.Annotations
+        if not (File.Exists tsv) then inputError "%s: file not found; expected MMBench's question TSV" tsv
+        let answersPath = a.GetResult ScoreArgs.Answers
+        if not (File.Exists answersPath) then inputError "%s: file not found" answersPath
+        let rows = ScoringIO.mmbenchSubmission tsv (File.ReadAllText tsv) (ScoringIO.parseAnswers answersPath (File.ReadAllText answersPath))
+        ScoringIO.writeXlsx xlsx rows
+        printfn "wrote %s (%d questions)" xlsx (rows.Length - 1)
+        0
+    | None ->
     let vqa =
         match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
         | None

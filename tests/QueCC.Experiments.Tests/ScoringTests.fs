@@ -433,3 +433,32 @@ let ``benchmark names parse case-insensitively and unknown ones do not`` () =
     Assert.Equal(None, Benchmark.tryParse "imagenet")
     for b in Benchmark.all do
         Assert.Equal(Some b, Benchmark.tryParse (Benchmark.name b))
+
+[<Fact>]
+let ``MMBench test submission: LLaVA's columns, a prediction after the options, read back from the xlsx`` () =
+    let tsv =
+        "index\tquestion\thint\tA\tB\tC\tD\tcategory\tsource\tl2-category\tcomment\tsplit\timage\n"
+        + "7\tWhat is it?\tnan\tcat\tdog\tbird\tfish\tx\ts\tl\tnan\ttest\tiVBOR\n"
+        + "1000007\t\"Two\tlines\nand \"\"quotes\"\"\"\tnan\tdog\tbird\tfish\tcat\tx\ts\tl\tnan\ttest\tiVBOR\n"
+        + "9\tNo answer?\tnan\ta\tb\tc\td\tx\ts\tl\tnan\ttest\tiVBOR\n"
+    let answers = Map [ "7", "B"; "1000007", "The answer is <A> & more" ]
+    let rows = mmbenchSubmission "test.tsv" tsv answers
+    Assert.Equal<string list>([ "index"; "question"; "A"; "B"; "C"; "D"; "prediction"; "split" ], rows[0])
+    Assert.Equal<string list>([ "1000007"; "Two\tlines\nand \"quotes\""; "dog"; "bird"; "fish"; "cat"; "The answer is <A> & more"; "test" ], rows[2])
+    Assert.Equal("", rows[3][6])
+    withFiles [] (fun dir ->
+        let path = Path.Combine(dir, "sub.xlsx")
+        writeXlsx path rows
+        use zip = IO.Compression.ZipFile.OpenRead path
+        Assert.NotNull(zip.GetEntry "[Content_Types].xml")
+        use s = zip.GetEntry("xl/worksheets/sheet1.xml").Open()
+        let doc = Xml.Linq.XDocument.Load s
+        let ns = Xml.Linq.XNamespace.Get "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+        let cell (r: string) =
+            doc.Descendants(ns + "c") |> Seq.tryFind (fun c -> c.Attribute(Xml.Linq.XName.Get "r").Value = r) |> Option.map (fun c -> c.Value)
+        Assert.Equal(Some "prediction", cell "G1")
+        Assert.Equal(Some "1000007", cell "A3")
+        Assert.Equal(Some "The answer is <A> & more", cell "G3")
+        Assert.Equal(Some "Two\tlines\nand \"quotes\"", cell "B3")
+        Assert.Equal(None, cell "G4"))
+    assertInputError [ "bad.tsv"; "no \"index\" column" ] (fun () -> mmbenchSubmission "bad.tsv" "question\tA\nq\ta\n" Map.empty)
