@@ -462,3 +462,15 @@ let ``MMBench test submission: LLaVA's columns, a prediction after the options, 
         Assert.Equal(Some "Two\tlines\nand \"quotes\"", cell "B3")
         Assert.Equal(None, cell "G4"))
     assertInputError [ "bad.tsv"; "no \"index\" column" ] (fun () -> mmbenchSubmission "bad.tsv" "question\tA\nq\ta\n" Map.empty)
+
+[<Fact>]
+let ``TextVQA's word_tokenize makes 1,000 m/s meet 1000 m/s, which vqaEval keeps apart`` () =
+    // m4c: "," goes before punctuation processing → both "1000 m s"; 4 matching humans → 1.
+    Assert.Equal("1000 m s", evalAiAnswer "1,000 m/s")
+    Assert.Equal("1000 m s", evalAiAnswer "1000 m/s")
+    assertClose 1e-12 1.0 (textVqaAccuracy (humans "1,000 m/s" 4) "1000 m/s")
+    // vqaEval: the digit-comma-digit text deletes every mark ("1000 ms"), the other keeps "/" as a space ("1000 m s").
+    assertClose 1e-12 0.0 (vqaAccuracy (humans "1,000 m/s" 4) "1000 m/s")
+    // vqaEval normalises nothing when all humans agree: "Yes." misses ten "yes"; LLaVA's EvalAI step first fixes it.
+    assertClose 1e-12 0.0 (vqaAccuracy (List.replicate 10 "yes") "Yes.")
+    assertClose 1e-12 1.0 (vqaAccuracy (List.replicate 10 "yes") (evalAiAnswer "Yes."))
