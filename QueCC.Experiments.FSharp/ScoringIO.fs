@@ -258,9 +258,53 @@ let parseTruth (benchmark: Benchmark) (source: string) (text: string) : (string 
     items |> List.map (fun (id, x) -> id, truthOf benchmark x)
 
 /// Reads both files and scores them.
+/// eval_textvqa.py's prompt_processor: the question inside a LLaVA TextVQA prompt, lower-cased.
+let private textVqaQuestion (where: string) (prompt: string) =
+    let lines = prompt.Split '\n'
+    let q =
+        if prompt.StartsWith "OCR tokens: " then
+            let m = Text.RegularExpressions.Regex.Match(prompt, "Question: (.*?) Short answer:", Text.RegularExpressions.RegexOptions.Singleline)
+            if m.Success then m.Groups[1].Value else inputError "%s: prompt starts with \"OCR tokens: \" but has no \"Question: ... Short answer:\"" where
+        elif prompt.Contains "Reference OCR token: " && lines.Length = 3 then
+            if prompt.StartsWith "Reference OCR token:" then lines[1] else lines[0]
+        elif lines.Length = 2 then lines[0]
+        else inputError "%s: prompt has %d lines; expected LLaVA's TextVQA prompt (question, optional OCR line, answer instruction)" where lines.Length
+    q.ToLowerInvariant()
+
+/// LLaVA's TextVQA question file puts the image id in "question_id" (several questions share it) and eval_textvqa.py
+/// finds the annotation by (image_id, question in the prompt). Answers written that way, against the official
+/// {"data": [...]} document, are re-keyed to the annotations' question ids; None when the answers are keyed by
+/// question id already.
+let private rekeyLlavaTextVqa (answersPath: string) (answersText: string) (annotationsPath: string) (annotationsText: string) =
+    match officialVqaItems annotationsPath annotationsText with
+    | Some items when items |> List.forall (fun x -> not (isNull x.Obj["image_id"]) && not (isNull x.Obj["question"])) ->
+        let questionIds = items |> List.map (fun x -> idOf x "question_id") |> Set.ofList
+        let rows = jsonLines answersPath answersText
+        if rows |> List.forall (fun x -> questionIds.Contains(idOf x "question_id")) then None
+        else
+            let byImageQuestion =
+                items
+                |> List.map (fun x -> (stringField x "image_id" "the image id", (stringField x "question" "the question").ToLowerInvariant()), idOf x "question_id")
+                |> Map.ofList
+            let keyed =
+                rows
+                |> List.map (fun x ->
+                    let key = idOf x "question_id", textVqaQuestion x.Where (stringField x "prompt" "the prompt LLaVA wrote (needed to find the question)")
+                    match byImageQuestion.TryFind key with
+                    | Some qid -> qid, x
+                    | None -> inputError "%s: no annotation for image %s with question \"%s\" in %s" x.Where (fst key) (snd key) annotationsPath)
+            noDuplicates keyed
+            Some(keyed |> List.map (fun (qid, x) -> qid, stringField x "text" "the model's answer as a string") |> Map.ofList)
+    | _ -> None
+
 let scoreFilesWith (options: ScoreOptions) (benchmark: Benchmark) (answersPath: string) (annotationsPath: string) : ScoreReport =
-    let answers = parseAnswers answersPath (readText answersPath)
-    let truth = parseTruth benchmark annotationsPath (readText annotationsPath)
+    let answersText = readText answersPath
+    let annotationsText = readText annotationsPath
+    let answers =
+        match (if benchmark = TextVqa then rekeyLlavaTextVqa answersPath answersText annotationsPath annotationsText else None) with
+        | Some a -> a
+        | None -> parseAnswers answersPath answersText
+    let truth = parseTruth benchmark annotationsPath annotationsText
     scoreWith options benchmark truth answers
 
 /// `scoreFilesWith ScoreOptions.Default`.

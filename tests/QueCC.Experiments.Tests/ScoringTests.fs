@@ -474,3 +474,20 @@ let ``TextVQA's word_tokenize makes 1,000 m/s meet 1000 m/s, which vqaEval keeps
     // vqaEval normalises nothing when all humans agree: "Yes." misses ten "yes"; LLaVA's EvalAI step first fixes it.
     assertClose 1e-12 0.0 (vqaAccuracy (List.replicate 10 "yes") "Yes.")
     assertClose 1e-12 1.0 (vqaAccuracy (List.replicate 10 "yes") (evalAiAnswer "Yes."))
+
+[<Fact>]
+let ``TextVQA answers keyed by image id, as LLaVA writes them, meet their annotations through the prompt's question`` () =
+    let doc =
+        $"""{{"data": [{{"question_id": 11, "image_id": "img1", "question": "What brand?", "answers": {jsonStrings (humans "sony" 4)}}},
+                     {{"question_id": 12, "image_id": "img1", "question": "What year?", "answers": {jsonStrings (humans "1999" 4)}}}]}}"""
+    let answers =
+        String.concat "\n"
+            [ """{"question_id": "img1", "prompt": "What year?\nReference OCR token: 1999, SONY\nAnswer the question using a single word or phrase.", "text": "1999"}"""
+              """{"question_id": "img1", "prompt": "What brand?\nAnswer the question using a single word or phrase.", "text": "Sony"}""" ]
+    withFiles [ "a.jsonl", answers; "t.json", doc ] (fun dir ->
+        // q12 "1999" ✓ and q11 "Sony" ✓ (4 humans each) → 100.
+        let r = scoreFiles TextVqa (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "t.json"))
+        assertClose 1e-9 100.0 r.Headline
+        Assert.Empty r.MissingAnswers
+        File.WriteAllText(Path.Combine(dir, "b.jsonl"), """{"question_id": "img1", "prompt": "Who?\nAnswer the question using a single word or phrase.", "text": "x"}""")
+        assertInputError [ "b.jsonl:1"; "no annotation for image img1"; "\"who?\"" ] (fun () -> scoreFiles TextVqa (Path.Combine(dir, "b.jsonl")) (Path.Combine(dir, "t.json"))))
