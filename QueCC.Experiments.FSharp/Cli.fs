@@ -283,6 +283,7 @@ type ScoreArgs =
     | [<Mandatory>] Annotations of path: string
     | Vqa_Answers of rule: string
     | Submission of xlsx: string
+    | Seed_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -298,6 +299,7 @@ type ScoreArgs =
                 + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
                 + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
                 + "MME {question_id, subtask, image, label: yes|no}."
+            | Seed_Answers _ -> "SEED answers: exact (default: the text equals the letter, as LLaVA's script) or first-letter (its first character)."
             | Submission _ -> "MMBench test split (no public answers): write the submission .xlsx as LLaVA's convert_mmbench_for_submission.py, --annotations being the question TSV; nothing is scored."
             | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
             | Json -> "print JSON (headline plus breakdowns)."
@@ -1001,7 +1003,13 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | Some "llava" -> Scoring.LlavaSubmission
         | Some "raw" -> Scoring.RawText
         | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
-    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let seed =
+        match a.TryGetResult ScoreArgs.Seed_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "exact" -> Scoring.ExactText
+        | Some "first-letter" -> Scoring.FirstLetter
+        | Some other -> inputError "--seed-answers %s: expected exact or first-letter" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa; Seed = seed } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0

@@ -336,7 +336,13 @@ let ``SEED accuracy per question type and over images, the answer text equal to 
             assertClose 1e-12 0.6 m.Accuracy
             Assert.Equal((3, 2), (m.ImageCount, m.VideoCount))
         | m -> failwithf "unexpected %A" m
-        assertClose 1e-9 (200.0 / 3.0) r.Headline)
+        assertClose 1e-9 (200.0 / 3.0) r.Headline
+        // First letter: "B." now counts (images 3/3); "a" is still not "A".
+        let lenient = scoreFilesWith { ScoreOptions.Default with Seed = FirstLetter } Seed (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "gt.jsonl"))
+        assertClose 1e-9 100.0 lenient.Headline
+        match lenient.Metrics with
+        | SeedResult m -> assertClose 1e-12 0.8 m.Accuracy
+        | m -> failwithf "unexpected %A" m)
 
 // ---------------------------------------------------------------------------------------------
 // MME
