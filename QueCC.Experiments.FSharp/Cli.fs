@@ -55,11 +55,13 @@ type FrontierArgs =
     | Law_Text_Tokens of q: float
     | Tokens of list: string
     | Budgets of count: int
+    | Cost of model: string
     | Json
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Cost _ -> "flops (default: 2·N·(Q+V)) | flops+query (plus QueCC's forward over the question, 2·N·Q) | measured:FILE (seconds from `quecc bench latency --json`)."
             | Data _ -> "CSV with header task,llm_params_b,visual_tokens,score."
             | Text_Tokens _ -> "Q, text tokens of the prompt (FLOPs = 2·N·(Q+V))."
             | Task _ -> "use only the rows of this task."
@@ -282,6 +284,8 @@ type ScoreArgs =
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
     | Vqa_Answers of rule: string
+    | Submission of xlsx: string
+    | Seed_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -297,6 +301,8 @@ type ScoreArgs =
                 + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
                 + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
                 + "MME {question_id, subtask, image, label: yes|no}."
+            | Seed_Answers _ -> "SEED answers: exact (default: the text equals the letter, as LLaVA's script) or first-letter (its first character)."
+            | Submission _ -> "MMBench test split (no public answers): write the submission .xlsx as LLaVA's convert_mmbench_for_submission.py, --annotations being the question TSV; nothing is scored."
             | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
             | Json -> "print JSON (headline plus breakdowns)."
 
@@ -356,7 +362,41 @@ type BenchFitArgs =
             | Repeats _ -> "timed repetitions after one warm-up (default 5)."
             | Json -> "print JSON."
 
+type BenchLatencyArgs =
+    | Preset of name: string
+    | [<Mandatory>] Visual_Tokens of list: string
+    | [<Mandatory>] Text_Tokens of count: int
+    | Decode_Tokens of count: int
+    | Repeats of count: int
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "model preset whose LLM is timed (default small; qwen1.5-0.5b for the 0.5B shape)."
+            | Visual_Tokens _ -> "comma-separated visual-token counts V, e.g. 1,36,576."
+            | Text_Tokens _ -> "text tokens Q."
+            | Decode_Tokens _ -> "greedy tokens timed after each prefill (default 8)."
+            | Repeats _ -> "timed repetitions per point, median reported (default 3)."
+            | Json -> "print JSON (the input of `quecc frontier --cost measured:FILE`)."
+
+type BenchEvalArgs =
+    | Preset of name: string
+    | Batch_Sizes of list: string
+    | Questions of count: int
+    | Max_New_Tokens of count: int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Preset _ -> "tiny | small (default tiny), QueCC with 4 visual tokens, random weights."
+            | Batch_Sizes _ -> "comma-separated batch sizes (default 1,8,32)."
+            | Questions _ -> "questions answered at each batch size (default 64)."
+            | Max_New_Tokens _ -> "answer length limit (default 8)."
+
 type BenchArgs =
+    | [<CliPrefix(CliPrefix.None)>] Latency of ParseResults<BenchLatencyArgs>
+    | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<BenchEvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<BenchFitArgs>
     | [<CliPrefix(CliPrefix.None)>] Compress of ParseResults<BenchCompressArgs>
     | [<CliPrefix(CliPrefix.None)>] Prefill of ParseResults<BenchPrefillArgs>
@@ -365,6 +405,8 @@ type BenchArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Latency _ -> "per V: time to first token, time per output token, KV-cache bytes; the QueCC query pass; decode against the memory-bandwidth bound."
+            | Eval _ -> "questions/s of batched greedy answering at several batch sizes."
             | Fit _ -> "grid-search throughput (points/s) and continuous-fit time on the paper's data."
             | Compress _ -> "projector forward and forward+backward speed at the paper's dimensions vs the dense-matmul ceiling."
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
@@ -540,6 +582,17 @@ let parseTokenSet (s: string) =
         | _ -> inputError "--tokens: '%s' is not a positive number; expected e.g. 1,4,16,36,64,144,576" t)
     |> List.ofArray
 
+/// --cost flops | flops+query | measured:FILE.
+let private costModelOf (spec: string) =
+    match spec.Trim() with
+    | s when s.ToLowerInvariant() = "flops" -> FlopsCost
+    | s when s.ToLowerInvariant() = "flops+query" -> FlopsPlusQuery
+    | s when s.StartsWith("measured:", StringComparison.OrdinalIgnoreCase) ->
+        let path = s.Substring "measured:".Length
+        if not (File.Exists path) then inputError "--cost %s: file %s not found; expected the output of `quecc bench latency --json`" spec path
+        MeasuredLatency(parseMeasuredCost path (File.ReadAllText path))
+    | _ -> inputError "--cost %s: expected flops, flops+query or measured:FILE" spec
+
 let runFrontier (a: ParseResults<FrontierArgs>) =
     let path = a.GetResult FrontierArgs.Data
     let obs = load path (a.TryGetResult FrontierArgs.Task)
@@ -555,11 +608,14 @@ let runFrontier (a: ParseResults<FrontierArgs>) =
     if count < 2 then inputError "--budgets %d: expected at least 2" count
     let sizes = obs |> List.map (fun o -> o.LlmParamsB)
     let vs = obs |> List.map (fun o -> o.VisualTokens)
-    let budgets = defaultBudgets q tokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) count
-    let points = frontier spec result.Params q tokenSet budgets
+    let cost = a.TryGetResult FrontierArgs.Cost |> Option.map costModelOf |> Option.defaultValue FlopsCost
+    let budgets = budgetsFor cost q tokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) count
+    let points = frontierUnder cost spec result.Params q tokenSet budgets
     let vStar = optimalVisualTokens spec result.Params q (min 1.0 (List.min vs)) (List.max vs)
     if a.Contains FrontierArgs.Json then
         Json.obj [ "textTokens", Json.num q
+                   "cost", Json.str (CostModel.name cost)
+                   "budgetUnit", Json.str (CostModel.unit cost)
                    "fit", Json.fit spec result None
                    "optimalVisualTokens", Json.optimal vStar
                    "optimalVisualTokensKind", Json.str (Json.optimalKind vStar)
@@ -569,7 +625,8 @@ let runFrontier (a: ParseResults<FrontierArgs>) =
     else
         printfn "%s fit: alpha = %.5f, beta = %.5f; Q = %g text tokens" result.Method result.Params.Alpha result.Params.Beta q
         printfn "optimal visual tokens V* = %.3f (%s)" vStar.Value (Json.optimalKind vStar)
-        printfn "%14s %12s %8s %10s" "budget FLOPs" "LLM (B)" "V" "error"
+        printfn "cost model %s" (CostModel.name cost)
+        printfn "%14s %12s %8s %10s" ("budget " + CostModel.unit cost) "LLM (B)" "V" "error"
         for p in points do
             printfn "%14.4g %12.4f %8g %10.5f" p.Budget p.LlmParamsB p.VisualTokens p.Error
     0
@@ -976,13 +1033,31 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
+    match a.TryGetResult ScoreArgs.Submission with
+    | Some xlsx ->
+        if benchmark <> Scoring.MmBench then inputError "--submission is for --benchmark mmbench; got %s" name
+        let tsv = a.GetResult ScoreArgs.Annotations
+        if not (File.Exists tsv) then inputError "%s: file not found; expected MMBench's question TSV" tsv
+        let answersPath = a.GetResult ScoreArgs.Answers
+        if not (File.Exists answersPath) then inputError "%s: file not found" answersPath
+        let rows = ScoringIO.mmbenchSubmission tsv (File.ReadAllText tsv) (ScoringIO.parseAnswers answersPath (File.ReadAllText answersPath))
+        ScoringIO.writeXlsx xlsx rows
+        printfn "wrote %s (%d questions)" xlsx (rows.Length - 1)
+        0
+    | None ->
     let vqa =
         match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
         | None
         | Some "llava" -> Scoring.LlavaSubmission
         | Some "raw" -> Scoring.RawText
         | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
-    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let seed =
+        match a.TryGetResult ScoreArgs.Seed_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "exact" -> Scoring.ExactText
+        | Some "first-letter" -> Scoring.FirstLetter
+        | Some other -> inputError "--seed-answers %s: expected exact or first-letter" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa; Seed = seed } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0
@@ -1013,6 +1088,58 @@ let runBenchPrefill (a: ParseResults<BenchPrefillArgs>) =
     for p in pts do
         printfn "%6d %12.2f %14.4f %14.3f %18.2f" p.VisualTokens p.MeanMilliseconds (p.ModelFlops / 1e9) (p.MeanMilliseconds / (p.ModelFlops / 1e9)) (p.MeanMilliseconds / (p.ModelFlops * msPerFlop))
     printfn "decode (%d tokens): %.1f tokens/s with KV cache, %.1f tokens/s without" r.DecodeTokens r.DecodeTokensPerSecondCached r.DecodeTokensPerSecondUncached
+    0
+
+let runBenchLatency (a: ParseResults<BenchLatencyArgs>) =
+    let preset = a.GetResult(BenchLatencyArgs.Preset, defaultValue = "small")
+    let vs = a.GetResult BenchLatencyArgs.Visual_Tokens |> parseInts "--visual-tokens"
+    let q = a.GetResult BenchLatencyArgs.Text_Tokens
+    if q < 1 then inputError "--text-tokens %d: expected at least 1" q
+    let decode = a.GetResult(BenchLatencyArgs.Decode_Tokens, defaultValue = 8)
+    if decode < 1 then inputError "--decode-tokens %d: expected at least 1" decode
+    let repeats = a.GetResult(BenchLatencyArgs.Repeats, defaultValue = 3)
+    if repeats < 1 then inputError "--repeats %d: expected at least 1" repeats
+    let r = QueCC.Model.Generation.InferenceBenchmarks.Latency(preset, vs, q, decode, repeats)
+    let pts = List.ofSeq r.Points
+    if a.Contains BenchLatencyArgs.Json then
+        Json.obj [ "preset", Json.str r.Preset; "device", Json.str r.Device; "llm_parameters", Json.num (float r.LlmParameters)
+                   "weight_bytes", Json.num (float r.WeightBytes); "text_tokens", Json.num (float r.TextTokens)
+                   "decode_tokens", Json.num (float r.DecodeTokens); "repeats", Json.num (float r.Repeats)
+                   "torch_threads", Json.num (float (TorchSharp.torch.get_num_threads ()))
+                   "query_pass_ms", Json.num r.QueryPassMilliseconds; "copy_bytes_per_second", Json.num r.CopyBytesPerSecond
+                   "decode_bound_tokens_per_second", Json.num r.DecodeBoundTokensPerSecond
+                   "points",
+                   Json.arr [ for p in pts ->
+                                  Json.obj [ "visual_tokens", Json.num (float p.VisualTokens); "prefill_ms", Json.num p.PrefillMilliseconds
+                                             "decode_ms_per_token", Json.num p.DecodeMillisecondsPerToken
+                                             "decode_tokens_per_second", Json.num (1000.0 / p.DecodeMillisecondsPerToken)
+                                             "kv_cache_bytes", Json.num (float p.KvCacheBytes); "prefill_flops", Json.num p.PrefillFlops ] ] ]
+        |> Json.toText
+        |> printfn "%s"
+    else
+        printfn "quecc bench latency: preset %s, LLM %s parameters (%.2f GB of weights), Q = %d, %s, %d torch threads, median of %d"
+            r.Preset (r.LlmParameters.ToString("N0")) (float r.WeightBytes / 1e9) q r.Device (TorchSharp.torch.get_num_threads ()) r.Repeats
+        let first = List.head pts
+        printfn "%6s %12s %14s %14s %14s %12s %12s" "V" "TTFT ms" "ms per token" "tokens/s" "KV-cache MB" "t / t(V0)" "FLOP ratio"
+        for p in pts do
+            printfn "%6d %12.2f %14.2f %14.2f %14.3f %12.2f %12.2f" p.VisualTokens p.PrefillMilliseconds p.DecodeMillisecondsPerToken
+                (1000.0 / p.DecodeMillisecondsPerToken) (float p.KvCacheBytes / 1e6) (p.PrefillMilliseconds / first.PrefillMilliseconds) (p.PrefillFlops / first.PrefillFlops)
+        printfn "QueCC query pass (forward over the Q = %d question tokens): %.2f ms" q r.QueryPassMilliseconds
+        printfn "copy bandwidth %.2f GB/s (read + write); decode bound = bandwidth / weight bytes = %.2f tokens/s" (r.CopyBytesPerSecond / 1e9) r.DecodeBoundTokensPerSecond
+    0
+
+let runBenchEval (a: ParseResults<BenchEvalArgs>) =
+    let sizes = a.TryGetResult BenchEvalArgs.Batch_Sizes |> Option.map (parseInts "--batch-sizes") |> Option.defaultValue [| 1; 8; 32 |]
+    let n = a.GetResult(BenchEvalArgs.Questions, defaultValue = 64)
+    if n < 1 then inputError "--questions %d: expected at least 1" n
+    let maxNew = a.GetResult(BenchEvalArgs.Max_New_Tokens, defaultValue = 8)
+    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let r = QueCC.Model.Generation.InferenceBenchmarks.EvalThroughput(a.GetResult(BenchEvalArgs.Preset, defaultValue = "tiny"), sizes, n, maxNew)
+    printfn "quecc bench eval: preset %s, %s, %d questions, at most %d new tokens, %d torch threads" r.Preset r.Device n maxNew (TorchSharp.torch.get_num_threads ())
+    let pts = List.ofSeq r.Points
+    printfn "%8s %10s %14s %12s %14s" "batch" "seconds" "questions/s" "vs first" "answer tokens"
+    for p in pts do
+        printfn "%8d %10.2f %14.2f %12.2f %14d" p.BatchSize p.Seconds p.QuestionsPerSecond (p.QuestionsPerSecond / (List.head pts).QuestionsPerSecond) p.AnswerTokens
     0
 
 let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
@@ -1116,6 +1243,8 @@ let run (argv: string[]) =
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a
             | BenchArgs.Compress a -> runBenchCompress a
+            | BenchArgs.Latency a -> runBenchLatency a
+            | BenchArgs.Eval a -> runBenchEval a
             | BenchArgs.Prefill a -> runBenchPrefill a
             | BenchArgs.Train a -> runBenchTrain a
     with

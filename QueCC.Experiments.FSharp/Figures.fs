@@ -264,3 +264,30 @@ let trainingCurves (title: string) (curves: TrainingCurve list) : GenericChart =
     |> Chart.withXAxisStyle (TitleText = "optimizer step")
     |> Chart.withYAxisStyle (TitleText = "training loss (cross-entropy per supervised token)")
     |> Chart.withSize (width, height)
+
+// ---------------------------------------------------------------------------------------------
+// Compute-optimal frontiers under different inference-cost models
+
+/// One cost model's frontier: per budget, the budget expressed as the LLM size (billions) it buys at V = 1 (so cost
+/// models in different units share an axis), the chosen V and the chosen N.
+type FrontierSeries = { Name: string; Points: (float * float * float) list }
+
+/// The optimal visual-token count along each cost model's frontier.
+let frontierComparison (title: string) (series: FrontierSeries list) : GenericChart =
+    let dashes = [ StyleParam.DrawingStyle.Solid; StyleParam.DrawingStyle.Dash; StyleParam.DrawingStyle.Dot; StyleParam.DrawingStyle.DashDot ]
+    [ for i, s in List.indexed series ->
+          Chart.Line(
+              x = (s.Points |> List.map (fun (x, _, _) -> x)),
+              y = (s.Points |> List.map (fun (_, v, _) -> v)),
+              Name = s.Name,
+              ShowMarkers = true,
+              LineDash = dashes[i % dashes.Length],
+              LineWidth = 2.5,
+              MultiText = (s.Points |> List.map (fun (_, v, n) -> sprintf "V = %g, N = %s" v (formatParams n)))
+          )
+          |> Chart.withLineStyle (Shape = StyleParam.Shape.Hv) ]
+    |> Chart.combine
+    |> Chart.withTitle title
+    |> Chart.withXAxisStyle (TitleText = "inference budget, as the LLM size it buys at V = 1 (billions, log)", AxisType = StyleParam.AxisType.Log)
+    |> Chart.withYAxisStyle (TitleText = "compute-optimal visual tokens V (log)", AxisType = StyleParam.AxisType.Log)
+    |> Chart.withSize (width, height)

@@ -369,6 +369,31 @@ let private loadPaper (file: string) =
     | Some p -> load p None
     | None -> inputError "data/paper/%s not found from %s; run from the repository (or the build output), which ships it" file Environment.CurrentDirectory
 
+/// The 0.5B-shape latency measured at Q = 50 (`quecc bench latency --preset qwen1.5-0.5b ... --json`), shipped with the repo.
+let measuredLatencyFile = Path.Combine("docs", "results", "latency", "qwen1.5-0.5b-q50.json")
+
+/// Visual reasoning's frontier at Q = 50 under 2·N·(Q+V), with QueCC's query pass, and (when the shipped measurement is
+/// found) under measured latency.
+let frontierCostFigure (fam: FamilyAnalysis) =
+    let q = 50.0
+    let sizes = fam.Observations |> List.map (fun o -> o.LlmParamsB)
+    let measured =
+        findRepoFile measuredLatencyFile
+        |> Option.map (fun path -> MeasuredLatency(parseMeasuredCost path (File.ReadAllText path)))
+    let models = [ FlopsCost; FlopsPlusQuery ] @ Option.toList measured
+    let label =
+        function
+        | FlopsCost -> "FLOPs 2·N·(Q+V) (the paper)"
+        | FlopsPlusQuery -> "FLOPs + QueCC query pass 2·N·(2Q+V)"
+        | MeasuredLatency m -> sprintf "measured latency, %s-parameter shape (log-log between measured V)" (Figures.formatParams (m.LlmParameters / 1e9))
+    let series =
+        [ for m in models ->
+              let budgets = budgetsFor m q paperTokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) 40
+              let atOne = unitCost m q 1.0
+              let points = frontierUnder m defaultSpec fam.Continuous.Params q paperTokenSet budgets
+              ({ Name = label m; Points = points |> List.map (fun p -> p.Budget / atOne, p.VisualTokens, p.LlmParamsB) }: Figures.FrontierSeries) ]
+    Figures.frontierComparison (sprintf "%s, Q = 50: the compute-optimal V under three inference-cost models" fam.Title) series
+
 /// Runs the whole reproduction into `outDir`; returns the analyses.
 let run (settings: Settings) (outDir: string) (log: string -> unit) (progress: string -> int -> int -> unit) =
     Directory.CreateDirectory outDir |> ignore
@@ -395,6 +420,7 @@ let run (settings: Settings) (outDir: string) (log: string -> unit) (progress: s
         figures.Save(name, Figures.heatmap $"{f.Title}: predicted error over (N, V), iso-FLOP lines at Q = {q}" defaultSpec f.Continuous.Params f.Observations q points)
     heatmapFor fVr "heatmap_visual_reasoning"
     heatmapFor fOcr "heatmap_ocr"
+    figures.Save("frontier_cost_models", frontierCostFigure fVr)
     writeAtomically (Path.Combine(outDir, "summary.json")) (Json.toText (summaryJson [ fVr; fOcr ]))
     writeAtomically (Path.Combine(outDir, "summary.md")) (summaryMarkdown [ fVr; fOcr ])
     [ fVr; fOcr ], figures.Written

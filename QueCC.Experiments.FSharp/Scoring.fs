@@ -219,10 +219,19 @@ type VqaAnswerRule =
     /// The model text as is into vqaEval.py (what its local demo does with a raw results file).
     | RawText
 
-type ScoreOptions =
-    { Vqa: VqaAnswerRule }
+/// How a SEED-Bench answer is read.
+type SeedAnswerRule =
+    /// LLaVA's convert_seed_for_submission.py: the whole (stripped) answer text equals the letter.
+    | ExactText
+    /// The first character of the stripped answer, as lmms-eval-style scorers read it ("B. dog" → B); a lenient
+    /// alternative, not LLaVA's number.
+    | FirstLetter
 
-    static member Default = { Vqa = LlavaSubmission }
+type ScoreOptions =
+    { Vqa: VqaAnswerRule
+      Seed: SeedAnswerRule }
+
+    static member Default = { Vqa = LlavaSubmission; Seed = ExactText }
 
 // ---------------------------------------------------------------------------------------------
 // GQA
@@ -605,7 +614,13 @@ let scoreWith (options: ScoreOptions) (benchmark: Benchmark) (truth: (string * T
                 truth
                 |> List.map (fun (id, t) ->
                     match t with
-                    | SeedAnswer(gt, qtype, dtype) -> qtype, dtype, answer id = Some(string gt)
+                    | SeedAnswer(gt, qtype, dtype) ->
+                        let ok =
+                            match options.Seed, answer id with
+                            | ExactText, a -> a = Some(string gt)
+                            | FirstLetter, Some a -> let t = pyStrip a in t.Length > 0 && t[0] = gt
+                            | FirstLetter, None -> false
+                        qtype, dtype, ok
                     | t -> wrongKind id t)
             let acc (xs: (string * string * bool) list) = ratio (xs |> List.filter (fun (_, _, ok) -> ok) |> List.length) xs.Length
             let byType =

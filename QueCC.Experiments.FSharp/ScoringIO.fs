@@ -258,9 +258,53 @@ let parseTruth (benchmark: Benchmark) (source: string) (text: string) : (string 
     items |> List.map (fun (id, x) -> id, truthOf benchmark x)
 
 /// Reads both files and scores them.
+/// eval_textvqa.py's prompt_processor: the question inside a LLaVA TextVQA prompt, lower-cased.
+let private textVqaQuestion (where: string) (prompt: string) =
+    let lines = prompt.Split '\n'
+    let q =
+        if prompt.StartsWith "OCR tokens: " then
+            let m = Text.RegularExpressions.Regex.Match(prompt, "Question: (.*?) Short answer:", Text.RegularExpressions.RegexOptions.Singleline)
+            if m.Success then m.Groups[1].Value else inputError "%s: prompt starts with \"OCR tokens: \" but has no \"Question: ... Short answer:\"" where
+        elif prompt.Contains "Reference OCR token: " && lines.Length = 3 then
+            if prompt.StartsWith "Reference OCR token:" then lines[1] else lines[0]
+        elif lines.Length = 2 then lines[0]
+        else inputError "%s: prompt has %d lines; expected LLaVA's TextVQA prompt (question, optional OCR line, answer instruction)" where lines.Length
+    q.ToLowerInvariant()
+
+/// LLaVA's TextVQA question file puts the image id in "question_id" (several questions share it) and eval_textvqa.py
+/// finds the annotation by (image_id, question in the prompt). Answers written that way, against the official
+/// {"data": [...]} document, are re-keyed to the annotations' question ids; None when the answers are keyed by
+/// question id already.
+let private rekeyLlavaTextVqa (answersPath: string) (answersText: string) (annotationsPath: string) (annotationsText: string) =
+    match officialVqaItems annotationsPath annotationsText with
+    | Some items when items |> List.forall (fun x -> not (isNull x.Obj["image_id"]) && not (isNull x.Obj["question"])) ->
+        let questionIds = items |> List.map (fun x -> idOf x "question_id") |> Set.ofList
+        let rows = jsonLines answersPath answersText
+        if rows |> List.forall (fun x -> questionIds.Contains(idOf x "question_id")) then None
+        else
+            let byImageQuestion =
+                items
+                |> List.map (fun x -> (stringField x "image_id" "the image id", (stringField x "question" "the question").ToLowerInvariant()), idOf x "question_id")
+                |> Map.ofList
+            let keyed =
+                rows
+                |> List.map (fun x ->
+                    let key = idOf x "question_id", textVqaQuestion x.Where (stringField x "prompt" "the prompt LLaVA wrote (needed to find the question)")
+                    match byImageQuestion.TryFind key with
+                    | Some qid -> qid, x
+                    | None -> inputError "%s: no annotation for image %s with question \"%s\" in %s" x.Where (fst key) (snd key) annotationsPath)
+            noDuplicates keyed
+            Some(keyed |> List.map (fun (qid, x) -> qid, stringField x "text" "the model's answer as a string") |> Map.ofList)
+    | _ -> None
+
 let scoreFilesWith (options: ScoreOptions) (benchmark: Benchmark) (answersPath: string) (annotationsPath: string) : ScoreReport =
-    let answers = parseAnswers answersPath (readText answersPath)
-    let truth = parseTruth benchmark annotationsPath (readText annotationsPath)
+    let answersText = readText answersPath
+    let annotationsText = readText annotationsPath
+    let answers =
+        match (if benchmark = TextVqa then rekeyLlavaTextVqa answersPath answersText annotationsPath annotationsText else None) with
+        | Some a -> a
+        | None -> parseAnswers answersPath answersText
+    let truth = parseTruth benchmark annotationsPath annotationsText
     scoreWith options benchmark truth answers
 
 /// `scoreFilesWith ScoreOptions.Default`.
@@ -379,3 +423,114 @@ let toText (r: ScoreReport) : string =
         line $"cognition  {f m.Cognition}"
     line $"headline   {f r.Headline}"
     sb.ToString()
+
+// ---------------------------------------------------------------------------------------------
+// MMBench test-split submission (its answers are not public)
+
+/// A tab-separated text as pandas writes and reads it: fields with a tab, newline or quote are quoted, "" inside.
+let private parseTsv (source: string) (text: string) : string list list =
+    let rows = ResizeArray<string list>()
+    let row = ResizeArray<string>()
+    let field = StringBuilder()
+    let mutable i = 0
+    let mutable quoted = false
+    let endField () = row.Add(field.ToString()); field.Clear() |> ignore
+    let endRow () =
+        endField ()
+        if not (row.Count = 1 && row[0] = "") then rows.Add(List.ofSeq row)
+        row.Clear()
+    while i < text.Length do
+        let c = text[i]
+        if quoted then
+            if c = '"' && i + 1 < text.Length && text[i + 1] = '"' then field.Append '"' |> ignore; i <- i + 1
+            elif c = '"' then quoted <- false
+            else field.Append c |> ignore
+        else
+            match c with
+            | '"' when field.Length = 0 -> quoted <- true
+            | '\t' -> endField ()
+            | '\r' when i + 1 < text.Length && text[i + 1] = '\n' -> ()
+            | '\n' | '\r' -> endRow ()
+            | c -> field.Append c |> ignore
+        i <- i + 1
+    if quoted then inputError "%s: a quoted field is never closed; expected a TSV as MMBench ships it" source
+    if field.Length > 0 || row.Count > 0 then endRow ()
+    List.ofSeq rows
+
+/// LLaVA's convert_mmbench_for_submission.py: the question TSV without hint, category, source, image, comment and
+/// l2-category, a "prediction" column inserted at position 6 (after index, question and the options A-D), filled by
+/// question id = index (empty where there is no answer). Header first.
+let mmbenchSubmission (tsvSource: string) (tsvText: string) (answers: Map<string, string>) : string list list =
+    match parseTsv tsvSource tsvText with
+    | [] -> inputError "%s: empty; expected MMBench's question TSV with a header row" tsvSource
+    | header :: rows ->
+        let indexCol = header |> List.tryFindIndex ((=) "index") |> Option.defaultWith (fun () -> inputError "%s: no \"index\" column; expected MMBench's question TSV" tsvSource)
+        let dropped = set [ "hint"; "category"; "source"; "image"; "comment"; "l2-category" ]
+        let keep = header |> List.indexed |> List.filter (fun (_, h) -> not (dropped.Contains h)) |> List.map fst
+        let at = min 6 keep.Length
+        let insert (xs: string list) (x: string) = List.take at xs @ [ x ] @ List.skip at xs
+        let rowsOut =
+            rows
+            |> List.mapi (fun n r ->
+                if r.Length <> header.Length then
+                    inputError "%s: row %d has %d fields; the header has %d" tsvSource (n + 2) r.Length header.Length
+                let cells = keep |> List.map (fun j -> r[j])
+                insert cells (answers |> Map.tryFind r[indexCol] |> Option.defaultValue ""))
+        insert (keep |> List.map (fun j -> header[j])) "prediction" :: rowsOut
+
+/// The rows as a one-sheet .xlsx (integers as numbers, everything else as inline strings), via a temporary file.
+let writeXlsx (path: string) (rows: string list list) =
+    let esc (s: string) =
+        let sb = StringBuilder()
+        for c in s do
+            match c with
+            | '&' -> sb.Append "&amp;" |> ignore
+            | '<' -> sb.Append "&lt;" |> ignore
+            | '>' -> sb.Append "&gt;" |> ignore
+            | '"' -> sb.Append "&quot;" |> ignore
+            | c when c < ' ' && c <> '\t' && c <> '\n' && c <> '\r' -> ()
+            | c -> sb.Append c |> ignore
+        sb.ToString()
+    let column (i: int) =
+        let mutable n = i + 1
+        let mutable s = ""
+        while n > 0 do
+            s <- string (char (int 'A' + (n - 1) % 26)) + s
+            n <- (n - 1) / 26
+        s
+    let sheet = StringBuilder()
+    sheet.Append("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>") |> ignore
+    rows
+    |> List.iteri (fun r cells ->
+        sheet.Append($"<row r=\"{r + 1}\">") |> ignore
+        cells
+        |> List.iteri (fun c v ->
+            let ref = $"{column c}{r + 1}"
+            let isInt = v <> "" && v.Length < 16 && v |> Seq.forall Char.IsAsciiDigit && (v = "0" || v[0] <> '0')
+            if isInt then sheet.Append($"<c r=\"{ref}\"><v>{v}</v></c>") |> ignore
+            elif v <> "" then sheet.Append($"<c r=\"{ref}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{esc v}</t></is></c>") |> ignore)
+        sheet.Append "</row>" |> ignore)
+    sheet.Append "</sheetData></worksheet>" |> ignore
+    let parts =
+        [ "[Content_Types].xml",
+          "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/><Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/></Types>"
+          "_rels/.rels",
+          "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"
+          "xl/workbook.xml",
+          "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><sheets><sheet name=\"Sheet1\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"
+          "xl/_rels/workbook.xml.rels",
+          "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet\" Target=\"worksheets/sheet1.xml\"/></Relationships>"
+          "xl/worksheets/sheet1.xml", sheet.ToString() ]
+    let full = Path.GetFullPath path
+    Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
+    let tmp = full + ".tmp"
+    try
+        do
+            use zip = new IO.Compression.ZipArchive(File.Create tmp, IO.Compression.ZipArchiveMode.Create)
+            for name, text in parts do
+                use w = new StreamWriter(zip.CreateEntry(name).Open(), UTF8Encoding(false))
+                w.Write(text: string)
+        File.Move(tmp, full, true)
+    with _ ->
+        if File.Exists tmp then File.Delete tmp
+        reraise ()

@@ -145,6 +145,9 @@ public sealed class KvCache : IDisposable
     /// <summary>Number of cached positions (including padding positions).</summary>
     public long Length => _keys[0]?.shape[2] ?? 0;
 
+    /// <summary>Bytes the cached keys and values occupy (all layers).</summary>
+    public long Bytes => _keys.Concat(_values).Sum(t => t is null ? 0 : t.numel() * t.ElementSize);
+
     /// <summary>Appends this step's (B, KVH, T, D) keys/values for a layer and returns the full (B, KVH, P+T, D) ones.</summary>
     internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v)
     {

@@ -258,3 +258,34 @@ let ``eval answers a question file with a tiny model`` () =
         Assert.Contains("\"q1\"", lines[0])
     finally
         Directory.Delete(dir, true)
+
+[<Fact>]
+let ``bench latency --json feeds frontier --cost measured, and bad cost models are one-line errors`` () =
+    let dir = tempDir "latency"
+    try
+        let code, out, err = quecc [ "bench"; "latency"; "--preset"; "tiny"; "--visual-tokens"; "1,4"; "--text-tokens"; "5"; "--decode-tokens"; "2"; "--repeats"; "1"; "--json" ]
+        Assert.True((code = 0), err)
+        let j = JsonDocument.Parse(out).RootElement
+        let pts = j.GetProperty("points").EnumerateArray() |> List.ofSeq
+        Assert.Equal<int list>([ 1; 4 ], pts |> List.map (fun p -> p.GetProperty("visual_tokens").GetInt32()))
+        // The KV cache holds 2 (keys, values) · layers · KV heads · head dim · (Q + V) float32 values after the prefill.
+        let c = QueCC.Model.Presets.Presets.Get("tiny").Text
+        for p in pts do
+            let v = p.GetProperty("visual_tokens").GetInt64()
+            Assert.Equal(2L * int64 c.NumHiddenLayers * int64 c.KeyValueHeads * int64 c.HeadDim * (5L + v) * 4L, p.GetProperty("kv_cache_bytes").GetInt64())
+            Assert.True(p.GetProperty("prefill_ms").GetDouble() > 0.0)
+        let file = Path.Combine(dir, "lat.json")
+        File.WriteAllText(file, out)
+        let code2, out2, err2 = quecc [ "frontier"; "--data"; vr (); "--text-tokens"; "5"; "--tokens"; "1,2,4"; "--cost"; "measured:" + file; "--json" ]
+        Assert.True((code2 = 0), err2)
+        let f = JsonDocument.Parse(out2).RootElement
+        Assert.Equal("seconds", f.GetProperty("budgetUnit").GetString())
+        Assert.NotEmpty(f.GetProperty("frontier").EnumerateArray())
+        let code3, _, err3 = quecc [ "frontier"; "--data"; vr (); "--text-tokens"; "5"; "--cost"; "measured:" + file ]
+        Assert.Equal(1, code3)
+        Assert.Contains("outside the measured visual-token counts", err3)
+        let code4, _, err4 = quecc [ "frontier"; "--data"; vr (); "--text-tokens"; "5"; "--cost"; "latency" ]
+        Assert.Equal(1, code4)
+        Assert.Contains("--cost latency: expected flops, flops+query or measured:FILE", err4)
+    finally
+        Directory.Delete(dir, true)

@@ -77,3 +77,38 @@ let ``frontier picks the least-error token count at every budget (brute force)``
 let ``frontier rejects bad token sets`` () =
     assertInputError [ "token set holds -1" ] (fun () -> frontier defaultSpec law 0.0 [ 1.0; -1.0 ] [ 1e12 ])
     assertInputError [ "token set is empty" ] (fun () -> frontier defaultSpec law 0.0 [] [ 1e12 ])
+
+// ---------------------------------------------------------------------------------------------
+// Cost models
+
+let private measured =
+    { Source = "lat.json"; LlmParameters = 0.5e9; TextTokens = 50.0; PrefillMs = [ 1.0, 100.0; 576.0, 400.0 ]; QueryPassMs = 50.0 }
+
+[<Fact>]
+let ``cost of a 1B LLM under each model, by hand`` () =
+    // flops: 2·1e9·(50 + 4); flops+query adds 2·1e9·50.
+    assertClose 1e-3 (2e9 * 54.0) (unitCost FlopsCost 50.0 4.0)
+    assertClose 1e-3 (2e9 * 104.0) (unitCost FlopsPlusQuery 50.0 4.0)
+    // measured, at a measured V: (100 ms + 50 ms query) for 0.5B → 0.15 s · 2 = 0.3 s per 1B.
+    assertClose 1e-12 0.3 (unitCost (MeasuredLatency measured) 50.0 1.0)
+    // V = 24 is the geometric middle of 1 and 576 (24² = 576): log-log interpolation gives √(100·400) = 200 ms → (200 + 50)·2.
+    assertClose 1e-9 0.5 (unitCost (MeasuredLatency measured) 50.0 24.0)
+
+[<Fact>]
+let ``the flops cost model reproduces the paper's frontier and the query pass moves it`` () =
+    let budgets = defaultBudgets 50.0 paperTokenSet 0.3 21.0 12
+    Assert.Equal<FrontierPoint list>(frontier defaultSpec law 50.0 paperTokenSet budgets, frontierUnder FlopsCost defaultSpec law 50.0 paperTokenSet budgets)
+    // Brute force under flops+query: N = C / (2e9·(2Q + V)) for each V, least predicted error.
+    for p in frontierUnder FlopsPlusQuery defaultSpec law 50.0 paperTokenSet budgets do
+        let best = paperTokenSet |> List.minBy (fun v -> predict defaultSpec law (p.Budget / (2e9 * (100.0 + v))) v)
+        Assert.Equal(best, p.VisualTokens)
+        assertClose 1e-9 (p.Budget / (2e9 * (100.0 + best))) p.LlmParamsB
+
+[<Fact>]
+let ``measured costs come from the bench's JSON and refuse V or Q they were not measured at`` () =
+    let json = """{"preset": "x", "llm_parameters": 5e8, "text_tokens": 50, "query_pass_ms": 50, "points": [{"visual_tokens": 576, "prefill_ms": 400}, {"visual_tokens": 1, "prefill_ms": 100}]}"""
+    Assert.Equal({ measured with Source = "m.json" }, parseMeasuredCost "m.json" json)
+    assertInputError [ "lat.json"; "V = 1000"; "1..576" ] (fun () -> unitCost (MeasuredLatency measured) 50.0 1000.0)
+    assertInputError [ "lat.json"; "Q = 50"; "Q = 20" ] (fun () -> unitCost (MeasuredLatency measured) 20.0 4.0)
+    assertInputError [ "m.json"; "points[0]"; "\"prefill_ms\"" ] (fun () -> parseMeasuredCost "m.json" """{"llm_parameters": 1, "text_tokens": 50, "query_pass_ms": 0, "points": [{"visual_tokens": 1}]}""")
+    assertInputError [ "m.json"; "not valid JSON" ] (fun () -> parseMeasuredCost "m.json" "{oops")

@@ -41,7 +41,7 @@ let ``VQAv2, VizWiz and TextVQA equal vqaEval.py and m4c_evaluator.py on 400 har
     Assert.True(rulesDiffer >= 10, $"only {rulesDiffer} cases separate vqaEval from m4c")
     let truth = cases |> List.map (fun c -> idOf c["question_id"], HumanAnswers(strings c["answers"]))
     let answers = cases |> List.map (fun c -> idOf c["question_id"], str c["prediction"]) |> Map.ofList
-    assertClose 0.005 (num f["overall_raw"]) (scoreWith { Vqa = RawText } VqaV2 truth answers).Headline
+    assertClose 0.005 (num f["overall_raw"]) (scoreWith { ScoreOptions.Default with Vqa = RawText } VqaV2 truth answers).Headline
     assertClose 0.005 (num f["overall_llava"]) (score VqaV2 truth answers).Headline
     assertClose 0.005 (num f["overall_llava"]) (score VizWiz truth answers).Headline
 

@@ -336,7 +336,13 @@ let ``SEED accuracy per question type and over images, the answer text equal to 
             assertClose 1e-12 0.6 m.Accuracy
             Assert.Equal((3, 2), (m.ImageCount, m.VideoCount))
         | m -> failwithf "unexpected %A" m
-        assertClose 1e-9 (200.0 / 3.0) r.Headline)
+        assertClose 1e-9 (200.0 / 3.0) r.Headline
+        // First letter: "B." now counts (images 3/3); "a" is still not "A".
+        let lenient = scoreFilesWith { ScoreOptions.Default with Seed = FirstLetter } Seed (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "gt.jsonl"))
+        assertClose 1e-9 100.0 lenient.Headline
+        match lenient.Metrics with
+        | SeedResult m -> assertClose 1e-12 0.8 m.Accuracy
+        | m -> failwithf "unexpected %A" m)
 
 // ---------------------------------------------------------------------------------------------
 // MME
@@ -433,3 +439,61 @@ let ``benchmark names parse case-insensitively and unknown ones do not`` () =
     Assert.Equal(None, Benchmark.tryParse "imagenet")
     for b in Benchmark.all do
         Assert.Equal(Some b, Benchmark.tryParse (Benchmark.name b))
+
+[<Fact>]
+let ``MMBench test submission: LLaVA's columns, a prediction after the options, read back from the xlsx`` () =
+    let tsv =
+        "index\tquestion\thint\tA\tB\tC\tD\tcategory\tsource\tl2-category\tcomment\tsplit\timage\n"
+        + "7\tWhat is it?\tnan\tcat\tdog\tbird\tfish\tx\ts\tl\tnan\ttest\tiVBOR\n"
+        + "1000007\t\"Two\tlines\nand \"\"quotes\"\"\"\tnan\tdog\tbird\tfish\tcat\tx\ts\tl\tnan\ttest\tiVBOR\n"
+        + "9\tNo answer?\tnan\ta\tb\tc\td\tx\ts\tl\tnan\ttest\tiVBOR\n"
+    let answers = Map [ "7", "B"; "1000007", "The answer is <A> & more" ]
+    let rows = mmbenchSubmission "test.tsv" tsv answers
+    Assert.Equal<string list>([ "index"; "question"; "A"; "B"; "C"; "D"; "prediction"; "split" ], rows[0])
+    Assert.Equal<string list>([ "1000007"; "Two\tlines\nand \"quotes\""; "dog"; "bird"; "fish"; "cat"; "The answer is <A> & more"; "test" ], rows[2])
+    Assert.Equal("", rows[3][6])
+    withFiles [] (fun dir ->
+        let path = Path.Combine(dir, "sub.xlsx")
+        writeXlsx path rows
+        use zip = IO.Compression.ZipFile.OpenRead path
+        Assert.NotNull(zip.GetEntry "[Content_Types].xml")
+        use s = zip.GetEntry("xl/worksheets/sheet1.xml").Open()
+        let doc = Xml.Linq.XDocument.Load s
+        let ns = Xml.Linq.XNamespace.Get "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+        let cell (r: string) =
+            doc.Descendants(ns + "c") |> Seq.tryFind (fun c -> c.Attribute(Xml.Linq.XName.Get "r").Value = r) |> Option.map (fun c -> c.Value)
+        Assert.Equal(Some "prediction", cell "G1")
+        Assert.Equal(Some "1000007", cell "A3")
+        Assert.Equal(Some "The answer is <A> & more", cell "G3")
+        Assert.Equal(Some "Two\tlines\nand \"quotes\"", cell "B3")
+        Assert.Equal(None, cell "G4"))
+    assertInputError [ "bad.tsv"; "no \"index\" column" ] (fun () -> mmbenchSubmission "bad.tsv" "question\tA\nq\ta\n" Map.empty)
+
+[<Fact>]
+let ``TextVQA's word_tokenize makes 1,000 m/s meet 1000 m/s, which vqaEval keeps apart`` () =
+    // m4c: "," goes before punctuation processing → both "1000 m s"; 4 matching humans → 1.
+    Assert.Equal("1000 m s", evalAiAnswer "1,000 m/s")
+    Assert.Equal("1000 m s", evalAiAnswer "1000 m/s")
+    assertClose 1e-12 1.0 (textVqaAccuracy (humans "1,000 m/s" 4) "1000 m/s")
+    // vqaEval: the digit-comma-digit text deletes every mark ("1000 ms"), the other keeps "/" as a space ("1000 m s").
+    assertClose 1e-12 0.0 (vqaAccuracy (humans "1,000 m/s" 4) "1000 m/s")
+    // vqaEval normalises nothing when all humans agree: "Yes." misses ten "yes"; LLaVA's EvalAI step first fixes it.
+    assertClose 1e-12 0.0 (vqaAccuracy (List.replicate 10 "yes") "Yes.")
+    assertClose 1e-12 1.0 (vqaAccuracy (List.replicate 10 "yes") (evalAiAnswer "Yes."))
+
+[<Fact>]
+let ``TextVQA answers keyed by image id, as LLaVA writes them, meet their annotations through the prompt's question`` () =
+    let doc =
+        $"""{{"data": [{{"question_id": 11, "image_id": "img1", "question": "What brand?", "answers": {jsonStrings (humans "sony" 4)}}},
+                     {{"question_id": 12, "image_id": "img1", "question": "What year?", "answers": {jsonStrings (humans "1999" 4)}}}]}}"""
+    let answers =
+        String.concat "\n"
+            [ """{"question_id": "img1", "prompt": "What year?\nReference OCR token: 1999, SONY\nAnswer the question using a single word or phrase.", "text": "1999"}"""
+              """{"question_id": "img1", "prompt": "What brand?\nAnswer the question using a single word or phrase.", "text": "Sony"}""" ]
+    withFiles [ "a.jsonl", answers; "t.json", doc ] (fun dir ->
+        // q12 "1999" ✓ and q11 "Sony" ✓ (4 humans each) → 100.
+        let r = scoreFiles TextVqa (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "t.json"))
+        assertClose 1e-9 100.0 r.Headline
+        Assert.Empty r.MissingAnswers
+        File.WriteAllText(Path.Combine(dir, "b.jsonl"), """{"question_id": "img1", "prompt": "Who?\nAnswer the question using a single word or phrase.", "text": "x"}""")
+        assertInputError [ "b.jsonl:1"; "no annotation for image img1"; "\"who?\"" ] (fun () -> scoreFiles TextVqa (Path.Combine(dir, "b.jsonl")) (Path.Combine(dir, "t.json"))))
