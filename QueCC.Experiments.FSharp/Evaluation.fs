@@ -39,7 +39,7 @@ let parseQuestions (source: string) (text: string) : Question list =
               let where = $"{source}:{n}"
               let o: JsonObject =
                   try
-                      match JsonNode.Parse line with
+                      match parseJsonNode where line with
                       | :? JsonObject as o -> o
                       | _ -> inputError "%s: expected a JSON object {\"question_id\", \"image\", \"text\"}" where
                   with :? Text.Json.JsonException as e -> inputError "%s: not valid JSON (%s)" where (firstLine e.Message)
@@ -116,7 +116,7 @@ let evaluate
             |> List.iteri (fun i q ->
                 let image =
                     try RgbImage.Load(Path.Combine(imagesDir, q.Image))
-                    with :? InvalidDataException as e -> inputError "%s: %s" q.Where (firstLine e.Message)
+                    with :? QueCC.Model.UserInputException as e -> inputError "%s: %s" q.Where (firstLine e.Message)
                 let text = model.Answer(image, q.Text, options)
                 w.Write(answerLine modelId q text)
                 w.Write '\n'

@@ -36,7 +36,7 @@ public sealed class ChatTokenizer
     /// <summary>Loads from a checkpoint folder. Errors name the folder and the file that is missing or bad.</summary>
     public static ChatTokenizer Load(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: tokenizer folder not found");
+        if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: tokenizer folder not found");
         var specials = ReadAddedTokens(dir);
         var cfg = ReadJson(Path.Combine(dir, "tokenizer_config.json"));
         string vocab = Path.Combine(dir, "vocab.json"), merges = Path.Combine(dir, "merges.txt"), spm = Path.Combine(dir, "tokenizer.model");
@@ -55,7 +55,7 @@ public sealed class ChatTokenizer
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                throw new InvalidDataException($"{dir}: vocab.json/merges.txt could not be loaded as a byte-level BPE tokenizer ({e.Message})");
+                throw new UserInputException($"{dir}: vocab.json/merges.txt could not be loaded as a byte-level BPE tokenizer ({e.Message})");
             }
             count = Math.Max(((BpeTokenizer)inner).Vocabulary.Values.DefaultIfEmpty(-1).Max(), specials.Values.DefaultIfEmpty(-1).Max()) + 1;
         }
@@ -65,11 +65,11 @@ public sealed class ChatTokenizer
             try { inner = LlamaTokenizer.Create(s, false, false, specials.Count > 0 ? specials : null); }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                throw new InvalidDataException($"{spm}: not a readable SentencePiece model ({e.Message})");
+                throw new UserInputException($"{spm}: not a readable SentencePiece model ({e.Message})");
             }
             count = Math.Max(((LlamaTokenizer)inner).Vocabulary.Count, specials.Values.DefaultIfEmpty(-1).Max() + 1);
         }
-        else throw new FileNotFoundException($"{dir}: no tokenizer found; expected vocab.json + merges.txt (byte-level BPE) or tokenizer.model (SentencePiece)");
+        else throw new UserInputException($"{dir}: no tokenizer found; expected vocab.json + merges.txt (byte-level BPE) or tokenizer.model (SentencePiece)");
 
         int? Id(string key)
         {
@@ -78,7 +78,7 @@ public sealed class ChatTokenizer
             if (content is null) return null;
             if (specials.TryGetValue(content, out var id)) return id;
             var ids = inner.EncodeToIds(content);
-            return ids.Count == 1 ? ids[0] : throw new InvalidDataException($"{dir}/tokenizer_config.json: {key} '{content}' is not a single token");
+            return ids.Count == 1 ? ids[0] : throw new UserInputException($"{dir}/tokenizer_config.json: {key} '{content}' is not a single token");
         }
         return new ChatTokenizer(inner, specials, count, Id("eos_token"), Id("pad_token"), Id("bos_token"));
     }
@@ -87,7 +87,7 @@ public sealed class ChatTokenizer
     {
         if (!File.Exists(path)) return null;
         try { return JsonNode.Parse(File.ReadAllText(path)) as JsonObject; }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not valid JSON ({e.Message})"); }
     }
 
     /// <summary>Added tokens: tokenizer.json "added_tokens" [{id, content}] and tokenizer_config.json "added_tokens_decoder" {id: {content}}.</summary>
@@ -102,7 +102,7 @@ public sealed class ChatTokenizer
         if (ReadJson(cfgPath)?["added_tokens_decoder"] is JsonObject dec)
             foreach (var (idText, t) in dec)
             {
-                if (!int.TryParse(idText, out var id)) throw new InvalidDataException($"{cfgPath}: added_tokens_decoder key '{idText}' is not an integer id");
+                if (!int.TryParse(idText, out var id)) throw new UserInputException($"{cfgPath}: added_tokens_decoder key '{idText}' is not an integer id");
                 if (t?["content"]?.GetValue<string>() is { } c) specials[c] = id;
             }
         return specials;
