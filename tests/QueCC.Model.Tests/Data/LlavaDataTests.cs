@@ -103,7 +103,7 @@ public class LlavaDataTests(TrainingFixture fx)
         Assert.Equal(5, cut.SupervisedTokens);
 
         var logs = new List<string>();
-        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, promptLen + 3, log: logs.Add));
+        var e = Assert.Throws<UserInputException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, promptLen + 3, log: logs.Add));
         Assert.Contains("no usable LLaVA records", e.Message);
         Assert.Contains("max length", e.Message);
     }
@@ -136,7 +136,7 @@ public class LlavaDataTests(TrainingFixture fx)
         Assert.Contains("field 'conversations'", reasons["noconv"]);
         Assert.Contains(logs, l => l.Contains("noassistant") && l.Contains(json));
 
-        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, Tok, ConversationStyle.Qwen15Chat, 4, 256, strict: true));
+        var e = Assert.Throws<UserInputException>(() => LlavaDataset.Load(json, dir, Tok, ConversationStyle.Qwen15Chat, 4, 256, strict: true));
         Assert.Contains("id noimagefile", e.Message);
         Assert.Contains("strict", e.Message);
     }
@@ -150,7 +150,7 @@ public class LlavaDataTests(TrainingFixture fx)
         var dir = NewDir();
         var p = Path.Combine(dir, "x.json");
         File.WriteAllText(p, text);
-        var e = Assert.Throws<InvalidDataException>(() => LlavaJson.Read(p, dir));
+        var e = Assert.Throws<UserInputException>(() => LlavaJson.Read(p, dir));
         Assert.StartsWith(p + ": not LLaVA JSON", e.Message);
         Assert.Contains(expected, e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -233,5 +233,5 @@ public class SyntheticDataTests(TrainingFixture fx)
 
     [Fact]
     public void Unknown_kind_is_rejected_with_the_choices() =>
-        Assert.Contains("shapes, ocr", Assert.Throws<ArgumentException>(() => SyntheticData.Make("dogs", 1, 0, 0, fx.Out("none"))).Message);
+        Assert.Contains("shapes, ocr", Assert.Throws<UserInputException>(() => SyntheticData.Make("dogs", 1, 0, 0, fx.Out("none"))).Message);
 }
