@@ -260,21 +260,26 @@ type EvalArgs =
     | [<Mandatory>] Images of dir: string
     | [<Mandatory>] Out of jsonl: string
     | Max_New_Tokens of count: int
+    | Benchmark of name: string
+    | Batch_Size of size: int
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Benchmark _ -> "add this benchmark's LLaVA-1.5 prompt suffix and use its decoding (vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed)."
+            | Batch_Size _ -> "questions per forward pass, left-padded (default 1; greedy answers are the same at any size)."
             | Model _ -> "LLaVA checkpoint folder."
             | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
-            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line."
+            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line; with \"answer\" (and \"category\") on every line, also blind/majority/per-category baselines."
             | Images _ -> "folder the questions' image paths are relative to."
             | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
-            | Max_New_Tokens _ -> "default 128."
+            | Max_New_Tokens _ -> "default 128 (1024 for scienceqa and mmbench, as LLaVA's scripts)."
 
 type ScoreArgs =
     | [<Mandatory>] Benchmark of name: string
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
+    | Vqa_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -282,8 +287,16 @@ type ScoreArgs =
             match a with
             | Benchmark _ -> "vqa | vqav2 | gqa | textvqa | vizwiz | pope | mc | scienceqa | mmbench | seed | mme."
             | Answers _ -> "answers JSONL as `quecc eval` (or LLaVA) writes them."
-            | Annotations _ -> "ground truth (formats in ScoringIO.fs)."
-            | Json -> "print JSON."
+            | Annotations _ ->
+                "ground truth, JSONL, one object per line, ids as numbers or strings. "
+                + "VQAv2/TextVQA/VizWiz {question_id, answers: [10 strings or {answer}]} or the official JSON document; "
+                + "GQA {question_id, answer}; POPE {question_id, label: yes|no, category?}; "
+                + "ScienceQA {question_id, answer: letter or 0-based index, choices?: [..], image?: name|null}; "
+                + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
+                + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
+                + "MME {question_id, subtask, image, label: yes|no}."
+            | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
+            | Json -> "print JSON (headline plus breakdowns)."
 
 type BenchCompressArgs =
     | Batch of size: int
@@ -355,6 +368,22 @@ type BenchArgs =
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
             | Train _ -> "trainer samples/s against a bare forward/backward/step loop on the same batches, and peak memory."
 
+type TokenizeArgs =
+    | [<Mandatory>] Tokenizer of dir: string
+    | Input of jsonl: string
+    | No_Special_Tokens
+    | Conversations of json: string
+    | Template of name: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Tokenizer _ -> "Hugging Face tokenizer folder (tokenizer.json, vocab.json + merges.txt or tokenizer.model; tokenizer_config.json)."
+            | Input _ -> "JSON lines {\"text\": …}: prints {\"ids\": […]} per line, Hugging Face's tokenizer(text).input_ids."
+            | No_Special_Tokens -> "with --input: add_special_tokens=False (no BOS/EOS added)."
+            | Conversations _ -> "LLaVA JSON records: prints {\"input_ids\", \"labels\", \"query_ids\"} per record (needs --template)."
+            | Template _ -> "vicuna_v1 (LLaVA preprocess_v1), qwen_1_5 (LLaVA-NeXT preprocess_qwen) or plain (preprocess_plain)."
+
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
@@ -371,10 +400,12 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Tokenize _ -> "token ids of texts or of LLaVA conversations, exactly as Hugging Face and the reference preprocess functions give them."
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
             | Plot_Metrics _ -> "training-loss curves from metrics.jsonl files as a figure."
@@ -391,32 +422,24 @@ type QueccArgs =
             | Bench _ -> "benchmarks."
 
 // ---------------------------------------------------------------------------------------------
-// Progress: a bar with rate and ETA on a terminal, a few plain lines otherwise (CI logs).
+// Progress: a bar with rate and ETA on a terminal, a few plain lines otherwise (CI logs); see Progress.fs.
 
-let progressReporter () : string -> int -> int -> unit =
-    let bars = Collections.Generic.Dictionary<string, ShellProgressBar.ProgressBar>()
-    let started = Collections.Generic.Dictionary<string, Stopwatch>()
-    let lastPrinted = Collections.Generic.Dictionary<string, int>()
-    fun name total done' ->
-        if not (started.ContainsKey name) then started[name] <- Stopwatch.StartNew()
-        let elapsed = started[name].Elapsed.TotalSeconds
-        let rate = if elapsed > 0.0 then float done' / elapsed else 0.0
-        let eta = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate) else TimeSpan.Zero
-        let rateText = if rate >= 1.0 || rate = 0.0 then sprintf "%.1f/s" rate else sprintf "%.1f/min" (rate * 60.0)
-        let message = sprintf "%s: %d/%d, %s, ETA %s" name done' total rateText (eta.ToString @"hh\:mm\:ss")
-        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
-            if not (bars.ContainsKey name) then
-                bars[name] <- new ShellProgressBar.ProgressBar(total, name, ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─', CollapseWhenFinished = true))
-            let bar = bars[name]
-            bar.Tick(done', message)
-            if done' >= total then
-                bar.Dispose()
-                bars.Remove name |> ignore
-        else
-            let tenth = if total >= 10 then done' * 10 / total else done'
-            if not (lastPrinted.ContainsKey name) || lastPrinted[name] <> tenth || done' >= total then
-                lastPrinted[name] <- tenth
-                eprintfn "%s" message
+let progressReporter () : string -> int -> int -> unit = Progress.reporter ()
+
+// ---------------------------------------------------------------------------------------------
+// Output paths, checked before any work: a bad --out costs nothing and is named in one line.
+
+/// A folder to write into, created when missing. A file in its place, or a place where no folder can be
+/// created or written, is the user's to fix.
+let outputFolder (flag: string) (path: string) =
+    if File.Exists path then inputError "%s %s: is a file; expected a folder to write into (new or existing)" flag path
+    try Directory.CreateDirectory path |> ignore
+    with :? IOException | :? UnauthorizedAccessException as e -> inputError "%s %s: cannot create this folder (%s)" flag path (e.Message.Replace("\n", " "))
+    let probe = Path.Combine(path, $".quecc-write-test-{Guid.NewGuid():N}")
+    try
+        File.WriteAllText(probe, "")
+        File.Delete probe
+    with :? IOException | :? UnauthorizedAccessException as e -> inputError "%s %s: cannot write into this folder (%s)" flag path (e.Message.Replace("\n", " "))
 
 // ---------------------------------------------------------------------------------------------
 // Verbs.
@@ -463,12 +486,16 @@ let runFit (a: ParseResults<FitArgs>) =
     if a.Contains FitArgs.Json then
         let node = Json.fit spec result boot
         hold |> Option.iter (fun h -> node["holdout"] <- Json.holdout h)
+        if result.Method = "continuous" then node["atBounds"] <- Json.arr (atBounds obs result.Params |> List.map Json.str)
         printfn "%s" (Json.toText node)
     else
         let p = result.Params
         printfn "%s fit of %s (%d observations, T = V + %g)" result.Method path result.N spec.LawTextTokens
         printfn "  alpha = %.5f   beta = %.5f   A = %.5f   D = %.5f" p.Alpha p.Beta p.A p.D
         printfn "  SSE = %.6g   R² = %.5f   alpha/beta = %.2f" result.Sse result.R2 (p.Alpha / p.Beta)
+        if result.Method = "continuous" then
+            for note in atBounds obs p do
+                printfn "  at a bound: %s" note
         boot
         |> Option.iter (fun b ->
             printfn "  95%% bootstrap intervals (%d resamples):" b.Resamples
@@ -525,6 +552,7 @@ let runFrontier (a: ParseResults<FrontierArgs>) =
 
 let runReproduce (a: ParseResults<ReproduceArgs>) =
     let outDir = a.GetResult(ReproduceArgs.Out, defaultValue = "reproduce-out")
+    outputFolder "--out" outDir
     let settings =
         { defaultSettings with
             Bootstrap = a.GetResult(ReproduceArgs.Bootstrap, defaultValue = defaultSettings.Bootstrap)
@@ -645,30 +673,6 @@ let runMakeData (a: ParseResults<MakeDataArgs>) =
 
 let private stageName (s: StageArg) = match s with StageArg.Pretrain -> "pretrain" | StageArg.Finetune -> "finetune"
 
-/// Training progress: a bar with loss, lr, samples/s and ETA on a terminal, ~20 plain lines otherwise.
-let private trainProgress () =
-    let mutable bar: ShellProgressBar.ProgressBar option = None
-    let mutable lastLine = -1
-    fun (p: QueCC.Model.Training.TrainProgress) ->
-        let message =
-            sprintf "step %d/%d loss %.4f lr %.3g grad %.3g %.1f samples/s ETA %s%s" p.Step p.TotalSteps p.Loss p.Lr p.GradNorm p.SamplesPerSecond
-                (p.Eta.ToString @"hh\:mm\:ss") (if p.NonFiniteSteps > 0 then sprintf " (%d non-finite skipped)" p.NonFiniteSteps else "")
-        if not Console.IsErrorRedirected && not Console.IsOutputRedirected then
-            let b =
-                match bar with
-                | Some b -> b
-                | None ->
-                    let b = new ShellProgressBar.ProgressBar(p.TotalSteps, "training", ShellProgressBar.ProgressBarOptions(ProgressCharacter = '─'))
-                    bar <- Some b
-                    b
-            b.Tick(p.Step, message)
-            if p.Step >= p.TotalSteps then b.Dispose(); bar <- None
-        else
-            let twentieth = p.Step * 20 / max 1 p.TotalSteps
-            if twentieth <> lastLine || p.Step >= p.TotalSteps then
-                lastLine <- twentieth
-                eprintfn "%s" message
-
 let runTrain (a: ParseResults<TrainArgs>) =
     let opts =
         QueCC.Model.Training.TrainOptions(
@@ -694,7 +698,19 @@ let runTrain (a: ParseResults<TrainArgs>) =
             MaxLength = a.GetResult(TrainArgs.Max_Length, defaultValue = 2048),
             Resume = a.Contains TrainArgs.Resume,
             Strict = a.Contains TrainArgs.Strict)
-    let r = QueCC.Model.Training.Trainer.Train(opts, Action<_>(trainProgress ()), Action<string>(eprintfn "%s"))
+    // Bound once: `Action<_>(f ())` would call `f ()` on every invocation, a new bar per step.
+    let progress = Progress.trainReporterWith Progress.terminalColumns (fun s -> eprintfn "%s" s)
+    let outExisted = Directory.Exists opts.OutDir
+    let r =
+        try QueCC.Model.Training.Trainer.Train(opts, Action<_>(progress), Action<string>(eprintfn "%s"))
+        with _ ->
+            // A run that failed before its first step leaves nothing worth keeping: no --out folder it created.
+            let metrics = Path.Combine(opts.OutDir, "metrics.jsonl")
+            let checkpoints = Path.Combine(opts.OutDir, "checkpoints")
+            let stepsDone = (File.Exists metrics && FileInfo(metrics).Length > 0L) || Directory.Exists checkpoints
+            if not outExisted && not stepsDone && Directory.Exists opts.OutDir then
+                try Directory.Delete(opts.OutDir, true) with _ -> ()
+            reraise ()
     printfn "trained %d/%d steps%s: loss %.4f → %.4f in %.1f s; metrics %s%s%s"
         r.Steps r.TotalSteps (match Option.ofNullable r.ResumedFromStep with Some s -> sprintf " (resumed from step %d)" s | None -> "")
         r.FirstLoss r.LastLoss r.TrainSeconds r.MetricsPath
@@ -787,23 +803,37 @@ let runSweep (a: ParseResults<SweepArgs>) =
             Threading.Tasks.Task.WaitAll(tasks |> Array.ofList)
         report ()
 
-/// Reads (step, loss) from a metrics.jsonl; `path` names the file in errors.
+/// Reads (step, loss) from a metrics.jsonl; `path` names the file in errors. The trainer writes a non-finite
+/// loss as null, so such steps are left out rather than rejected.
 let readMetrics (path: string) =
+    if Directory.Exists path then inputError "%s: is a folder; expected the metrics.jsonl a `quecc train` run writes (e.g. %s)" path (Path.Combine(path, "metrics.jsonl"))
     if not (File.Exists path) then inputError "%s: metrics file not found; expected the metrics.jsonl a `quecc train` run writes" path
+    let field (n: int) (o: Text.Json.Nodes.JsonObject) (name: string) (expected: string) (read: Text.Json.Nodes.JsonValue -> 'T option) =
+        let mutable node: Text.Json.Nodes.JsonNode = null
+        match o.TryGetPropertyValue(name, &node), node with
+        | false, _ -> inputError "%s:%d: missing \"%s\"; expected {\"step\": <int>, \"loss\": <number>, ...}" path n name
+        | true, null -> None
+        | true, v ->
+            match box v with
+            | :? Text.Json.Nodes.JsonValue as jv when (read jv).IsSome -> read jv
+            | _ -> inputError "%s:%d: \"%s\" is %s; expected %s" path n name (v.ToJsonString()) expected
+    let asInt (v: Text.Json.Nodes.JsonValue) = match v.TryGetValue<int>() with | true, i -> Some i | _ -> None
+    let asFloat (v: Text.Json.Nodes.JsonValue) = match v.TryGetValue<float>() with | true, x -> Some x | _ -> None
     let rows =
         File.ReadAllLines path
         |> Array.mapi (fun i l -> i + 1, l)
         |> Array.filter (fun (_, l) -> l.Trim() <> "")
         |> Array.choose (fun (n, l) ->
             let o =
-                try Text.Json.Nodes.JsonNode.Parse(l).AsObject()
-                with _ -> inputError "%s:%d: not a JSON object; expected {\"step\", \"loss\", ...}" path n
-            match o["step"], o["loss"] with
-            | null, _
-            | _, null -> inputError "%s:%d: missing \"step\" or \"loss\"" path n
-            | s, l ->
-                let loss = l.GetValue<float>()
-                if Double.IsFinite loss then Some(s.GetValue<int>(), loss) else None)
+                match (try Some(Text.Json.Nodes.JsonNode.Parse l) with _ -> None) with
+                | Some(:? Text.Json.Nodes.JsonObject as o) -> o
+                | _ -> inputError "%s:%d: not a JSON object; expected {\"step\": <int>, \"loss\": <number>, ...}" path n
+            let step = field n o "step" "an integer step" asInt
+            let loss = field n o "loss" "a number" asFloat
+            match step, loss with
+            | Some s, Some l when Double.IsFinite l -> Some(s, l)
+            | None, _ -> inputError "%s:%d: \"step\" is null; expected an integer step" path n
+            | _ -> None)
     if rows.Length = 0 then inputError "%s: no steps with a finite loss" path
     rows
 
@@ -819,26 +849,75 @@ let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
             let name = if byFolder then folderOf f else Path.GetFileNameWithoutExtension f
             ({ Name = name; Steps = rows |> Array.map fst |> List.ofArray; Losses = rows |> Array.map snd |> List.ofArray }: Figures.TrainingCurve))
     let out = a.GetResult PlotMetricsArgs.Out
+    // --out names the figure; its extension says which file must exist afterwards (all four are written
+    // when Chromium is on PATH, the HTML alone otherwise).
     let full = Path.GetFullPath out
-    Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
-    let writer = Reproduce.FigureWriter(Path.GetDirectoryName full, eprintfn "%s")
-    writer.Save(Path.GetFileNameWithoutExtension full, Figures.trainingCurves (a.GetResult(PlotMetricsArgs.Title, defaultValue = "Training loss")) curves)
+    let ext = Path.GetExtension(full).ToLowerInvariant()
+    let stem = if List.contains ext [ ".html"; ".png"; ".svg"; ".pdf" ] then Path.ChangeExtension(full, null) else full
+    let folder = Path.GetDirectoryName full
+    outputFolder "--out" folder
+    let writer = Reproduce.FigureWriter(folder, eprintfn "%s")
+    if List.contains ext [ ".png"; ".svg"; ".pdf" ] && not writer.CanExportStatic then
+        inputError "--out %s: a %s needs chromium on PATH (apt-get install chromium); expected a .html name, or chromium installed" out (ext.TrimStart('.').ToUpperInvariant())
+    writer.Save(Path.GetFileName stem, Figures.trainingCurves (a.GetResult(PlotMetricsArgs.Title, defaultValue = "Training loss")) curves)
+    let written = writer.Written
+    let wanted = if ext = "" || not (List.contains ext [ ".html"; ".png"; ".svg"; ".pdf" ]) then stem + ".html" else full
+    if not (File.Exists wanted) then
+        inputError "--out %s: chromium could not render the figure (the HTML is at %s)" out (stem + ".html")
     for c in curves do
         let first = List.head c.Losses
         let tail = c.Losses |> List.skip (max 0 (c.Losses.Length - 50))
         printfn "%s: %d steps, loss %.3f at step %d, mean of the last %d steps %.3f, minimum %.3f" c.Name c.Steps.Length first (List.head c.Steps) tail.Length (List.average tail) (List.min c.Losses)
-    printfn "wrote %s" (String.Join(", ", writer.Written))
+    printfn "wrote %s" (String.Join(", ", written))
     0
 
+/// When every question line carries its ground truth ("answer", optional "category"), `eval` also answers with grey
+/// images and reports accuracy, blind accuracy, the majority baseline and accuracy per category.
+let evalBaselines (a: ParseResults<EvalArgs>) (settings: Evaluation.EvalSettings) (report: string -> int -> int -> unit) =
+    let questions = a.GetResult EvalArgs.Questions
+    let text = File.ReadAllText questions
+    let key = Evaluation.parseAnswerKey questions text
+    let n = (Evaluation.parseQuestions questions text).Length
+    if key.Count = n then
+        let out = a.GetResult EvalArgs.Out
+        let blindOut = Path.ChangeExtension(out, ".blind.jsonl")
+        Evaluation.evaluateBlindWith settings
+            (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
+            blindOut (fun done' total -> report "eval (grey images)" total done')
+        let read f = ScoringIO.parseAnswers f (File.ReadAllText f)
+        let b = Evaluation.baselineReport Sweep.answerMatches Scoring.normalizeGqa key (read out) (read blindOut)
+        let jsonOut = Path.ChangeExtension(out, ".baselines.json")
+        Reproduce.writeAtomically jsonOut ((Evaluation.baselineJson b).ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true)))
+        printfn "%d questions: accuracy %.3f, blind (grey images) %.3f, majority answer %.3f" b.Questions b.Score b.BlindScore b.MajorityScore
+        for KeyValue(c, acc) in b.ByType do
+            printfn "  %-14s accuracy %.3f  blind %.3f  majority %.3f" c acc b.BlindByType[c] b.MajorityByType[c]
+        printfn "wrote blind answers to %s and the summary to %s" blindOut jsonOut
+    elif key.Count > 0 then
+        printfn "%d of %d questions carry an \"answer\"; baselines need it on every line (skipped)" key.Count n
+
 let runEval (a: ParseResults<EvalArgs>) =
-    let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
-    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let maxNew = a.TryGetResult EvalArgs.Max_New_Tokens
+    match maxNew with
+    | Some m when m < 1 -> inputError "--max-new-tokens %d: expected at least 1" m
+    | _ -> ()
+    let batch = a.GetResult(EvalArgs.Batch_Size, defaultValue = 1)
+    if batch < 1 then inputError "--batch-size %d: expected at least 1" batch
+    let benchmark =
+        a.TryGetResult EvalArgs.Benchmark
+        |> Option.map (fun name ->
+            match name.Trim().ToLowerInvariant() with
+            | "mc" -> Scoring.Benchmark.ScienceQa
+            | other ->
+                Scoring.Benchmark.tryParse other
+                |> Option.defaultWith (fun () -> inputError "--benchmark %s: expected one of vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed" name))
     let questions = a.GetResult EvalArgs.Questions
     let report = progressReporter ()
-    Evaluation.evaluate
+    let settings: Evaluation.EvalSettings = { Benchmark = benchmark; MaxNewTokens = maxNew; BatchSize = batch }
+    Evaluation.evaluateWith settings
         (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
-        (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
+        (a.GetResult EvalArgs.Out) (fun done' total -> report "eval" total done')
     printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
+    evalBaselines a settings report
     0
 
 let runScore (a: ParseResults<ScoreArgs>) =
@@ -849,7 +928,13 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
-    let report = ScoringIO.scoreFiles benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let vqa =
+        match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "llava" -> Scoring.LlavaSubmission
+        | Some "raw" -> Scoring.RawText
+        | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0
@@ -898,8 +983,66 @@ let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
     printfn "peak memory %.0f MB working set, %.0f MB managed heap" (float r.PeakWorkingSetBytes / 1e6) (float r.PeakManagedBytes / 1e6)
     0
 
+let runTokenize (a: ParseResults<TokenizeArgs>) =
+    let dir = a.GetResult TokenizeArgs.Tokenizer
+    match a.TryGetResult TokenizeArgs.Input, a.TryGetResult TokenizeArgs.Conversations with
+    | Some input, None ->
+        if a.Contains TokenizeArgs.Template then inputError "tokenize: --template applies to --conversations, not --input"
+        QueCC.Model.Text.TokenizeCommand.Texts(dir, input, not (a.Contains TokenizeArgs.No_Special_Tokens), stdout)
+    | None, Some conv ->
+        if a.Contains TokenizeArgs.No_Special_Tokens then inputError "tokenize: --no-special-tokens applies to --input, not --conversations"
+        match a.TryGetResult TokenizeArgs.Template with
+        | Some t -> QueCC.Model.Text.TokenizeCommand.Conversations(dir, conv, t, stdout)
+        | None -> inputError "tokenize --conversations: give --template vicuna_v1, qwen_1_5 or plain"
+    | _ -> inputError "tokenize: give exactly one of --input FILE.jsonl or --conversations FILE.json"
+    0
+
 /// Messages of the C# library's user errors can span lines (lists of keys); the CLI prints one line.
 let private oneLine (s: string) = s.Replace("\r", "").Replace("\n", "; ")
+
+/// Restricted Damerau–Levenshtein distance (adjacent swaps count 1), for "did you mean".
+let editDistance (a: string) (b: string) =
+    let d = Array2D.zeroCreate (a.Length + 1) (b.Length + 1)
+    for i in 0 .. a.Length do d[i, 0] <- i
+    for j in 0 .. b.Length do d[0, j] <- j
+    for i in 1 .. a.Length do
+        for j in 1 .. b.Length do
+            let cost = if a[i - 1] = b[j - 1] then 0 else 1
+            d[i, j] <- min (min (d[i - 1, j] + 1) (d[i, j - 1] + 1)) (d[i - 1, j - 1] + cost)
+            if i > 1 && j > 1 && a[i - 1] = b[j - 2] && a[i - 2] = b[j - 1] then d[i, j] <- min d[i, j] (d[i - 2, j - 2] + 1)
+    d[a.Length, b.Length]
+
+/// Argu's error (a message line, then the whole usage) as one line: the message, the nearest command or flag
+/// when the word is unknown, and where the usage is. Commands and flags are read from Argu's own usage text.
+let usageErrorLine (argv: string[]) (message: string) =
+    let lines = message.Replace("\r", "").Split('\n')
+    let usageText = String.Join("\n", lines |> Array.skip 1)
+    let first = lines[0].Replace("ERROR: ", "").TrimEnd('.')
+    let usage = lines |> Array.tryFind (fun l -> l.StartsWith "USAGE: ")
+    let program =
+        match usage with
+        | Some u ->
+            let m = Text.RegularExpressions.Regex.Match(u, @"^USAGE: (.+?)(?= \[| --|$)")
+            if m.Success then m.Groups[1].Value.Trim() else "quecc"
+        | None ->
+            // Argu gives no usage line for a missing flag: name the command from the arguments.
+            "quecc" :: (argv |> Array.truncate 2 |> Array.takeWhile (fun w -> Text.RegularExpressions.Regex.IsMatch(w, "^[a-z][a-z-]*$")) |> List.ofArray) |> String.concat " "
+    let unknown = Text.RegularExpressions.Regex.Match(first, "^unrecognized argument: '(.+)'$")
+    let suggestion =
+        if not unknown.Success then ""
+        else
+            let word = unknown.Groups[1].Value
+            let candidates =
+                if word.StartsWith "-" then
+                    Text.RegularExpressions.Regex.Matches(usageText, @"(?<![\w-])--?[A-Za-z0-9][A-Za-z0-9-]*") |> Seq.map (fun m -> m.Value) |> Seq.filter (fun f -> f <> "--help") |> Seq.distinct |> List.ofSeq
+                else
+                    lines |> Array.choose (fun l -> let m = Text.RegularExpressions.Regex.Match(l, @"^    ([a-z][a-z0-9-]*) <options>") in if m.Success then Some m.Groups[1].Value else None) |> List.ofArray
+            let scored = candidates |> List.map (fun c -> c, editDistance word c) |> List.sortBy snd
+            match scored with
+            | (best, d) :: _ when d <= max 2 (word.Length / 3) -> sprintf "; did you mean '%s'?" best
+            | _ when not (word.StartsWith "-") && not candidates.IsEmpty -> sprintf "; expected one of %s" (String.Join(", ", candidates))
+            | _ -> ""
+    sprintf "%s: %s%s (%s --help for usage)" program first suggestion program
 
 let run (argv: string[]) =
     let parser = ArgumentParser.Create<QueccArgs>(programName = "quecc")
@@ -919,6 +1062,7 @@ let run (argv: string[]) =
         | Plot_Metrics a -> runPlotMetrics a
         | Eval a -> runEval a
         | Score a -> runScore a
+        | Tokenize a -> runTokenize a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a
@@ -928,7 +1072,7 @@ let run (argv: string[]) =
     with
     | :? ArguParseException as e ->
         let isHelp = e.ErrorCode = ErrorCode.HelpText
-        (if isHelp then stdout else stderr).WriteLine e.Message
+        if isHelp then stdout.WriteLine e.Message else stderr.WriteLine(usageErrorLine argv e.Message)
         if isHelp then 0 else 2
     // The one user-error type (raised by the C# library and by this project alike). Anything else is a bug and
     // must crash with its stack trace rather than be shown as if the user had erred.

@@ -164,6 +164,7 @@ let selectTask (source: string) (task: string option) (obs: Observation list) =
 
 /// Reads, validates and (optionally) filters a CSV file of observations.
 let load (path: string) (task: string option) : Observation list =
+    if Directory.Exists path then inputError "%s: is a folder; expected a CSV file with header %s" path (String.Join(",", requiredColumns))
     if not (File.Exists path) then inputError "%s: file not found; expected a CSV with header %s" path (String.Join(",", requiredColumns))
     parseCsv path (File.ReadAllText path) |> selectTask path task |> validateForLaw path
 

@@ -138,7 +138,7 @@ let analyseFamily (settings: Settings) (progress: string -> int -> int -> unit) 
             q, frontier spec cont.Params q paperTokenSet (defaultBudgets q paperTokenSet (List.min sizes * 0.6) (List.max sizes * 3.0) 25)) }
 
 let exponentText (symbol: string) (value: float) (ci: Interval) =
-    sprintf "%s = %.4f [%.4f, %.4f]" symbol value ci.Lo ci.Hi
+    sprintf "%s = %.4f (95%% CI %.4f–%.4f)" symbol value ci.Lo ci.Hi
 
 let figure1For (fam: FamilyAnalysis) (q: float) =
     Figures.figure1
@@ -221,12 +221,10 @@ let summaryMarkdown (fams: FamilyAnalysis list) =
 // IO.
 
 /// Writes text to a temporary file beside the target, then renames it: readers never see half a file, and
-/// processes writing the same file at once (sweep tasks) each rename a whole one.
-let writeAtomically (path: string) (text: string) =
-    let full = Path.GetFullPath path
-    let tmp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-    File.WriteAllText(tmp, text)
-    File.Move(tmp, full, true)
+/// processes writing the same file at once (sweep tasks) each rename a whole one. The library's one atomic writer.
+let writeAtomically (path: string) (text: string) = QueCC.Model.Data.AtomicFile.WriteAllText(path, text)
+
+let writeBytesAtomically (path: string) (bytes: byte[]) = QueCC.Model.Data.AtomicFile.WriteAllBytes(path, ReadOnlySpan bytes)
 
 let findChromium () =
     [ "chromium"; "chromium-browser"; "google-chrome" ]
@@ -235,47 +233,135 @@ let findChromium () =
         |> Array.map (fun d -> Path.Combine(d, name))
         |> Array.tryFind File.Exists)
 
-/// Headless Chromium screenshot of a saved HTML figure; returns false if it failed.
-let screenshot (chromium: string) (htmlPath: string) (pngPath: string) =
+/// A figure's publication files: PNG (2× scale), SVG and PDF (both vector), all without Plotly's UI.
+type StaticFigure = { Png: byte[]; Svg: string; Pdf: byte[] }
+
+/// Headless Chromium with a throw-away profile; returns stdout, or None when it failed or ran over a minute.
+let private runChromium (chromium: string) (profile: string) (args: string list) =
+    let psi =
+        ProcessStartInfo(
+            chromium,
+            [ "--headless"; "--no-sandbox"; "--disable-gpu"; "--disable-background-networking"; "--disable-component-update"
+              "--disable-sync"; "--disable-quic"; "--no-first-run"; "--hide-scrollbars"; $"--user-data-dir={profile}" ]
+            @ args,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true)
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    p.StandardError.ReadToEndAsync() |> ignore
+    if not (p.WaitForExit 60000) then
+        (try p.Kill true with _ -> ())
+        None
+    elif p.ExitCode <> 0 then None
+    else Some out.Result
+
+/// Plotly's own exporter (`Plotly.toImage`) on a static copy of the chart (no mode bar, no logo, no hover
+/// layer): the page puts the SVG and PNG data URLs into the DOM, which `--dump-dom` prints. A screenshot of the
+/// interactive page would carry the tool bar and be raster only.
+let private exportPage (chart: GenericChart) =
+    let html =
+        chart
+        |> Chart.withConfig (Config.init (DisplayModeBar = false, StaticPlot = true, Responsive = false, Displaylogo = false))
+        |> Figures.selfContained
+        |> GenericChart.toEmbeddedHTML
+    let script =
+        """<pre id="quecc-size"></pre><pre id="quecc-svg"></pre><pre id="quecc-png"></pre><script>
+(function () {
+  function put(id, text) { document.getElementById(id).textContent = text; }
+  function go() {
+    var gd = document.querySelector('.js-plotly-plot');
+    if (!gd || !gd._fullLayout) { setTimeout(go, 20); return; }
+    put('quecc-size', gd._fullLayout.width + 'x' + gd._fullLayout.height);
+    Plotly.toImage(gd, { format: 'svg' })
+      .then(function (u) { put('quecc-svg', u); return Plotly.toImage(gd, { format: 'png', scale: 2 }); })
+      .then(function (u) { put('quecc-png', u); })
+      .catch(function (e) { put('quecc-png', 'error: ' + e); });
+  }
+  go();
+})();
+</script></body>"""
+    let i = html.LastIndexOf "</body>"
+    html.Substring(0, i) + script + html.Substring(i + "</body>".Length)
+
+let private preText (dom: string) (id: string) =
+    let m = Text.RegularExpressions.Regex.Match(dom, $"<pre id=\"{id}\">([^<]*)</pre>")
+    if m.Success then Some(Net.WebUtility.HtmlDecode m.Groups[1].Value) else None
+
+/// PNG, SVG and PDF of a chart through headless Chromium; None when Chromium fails.
+let exportStatic (chromium: string) (chart: GenericChart) : StaticFigure option =
     let profile = Directory.CreateTempSubdirectory "quecc-chromium"
     try
-        let tmpPng = Path.Combine(profile.FullName, "shot.png")
-        let psi =
-            ProcessStartInfo(
-                chromium,
-                [ "--headless"; "--no-sandbox"; "--disable-gpu"; "--disable-background-networking"; "--disable-component-update"
-                  "--disable-sync"; "--disable-quic"; "--no-first-run"; "--hide-scrollbars"; $"--user-data-dir={profile.FullName}"
-                  $"--screenshot={tmpPng}"; $"--window-size={Figures.width},{Figures.height}"; "--virtual-time-budget=5000"
-                  "file://" + Path.GetFullPath htmlPath ],
-                RedirectStandardOutput = true,
-                RedirectStandardError = true)
-        use p = Process.Start psi
-        p.StandardOutput.ReadToEndAsync() |> ignore
-        p.StandardError.ReadToEndAsync() |> ignore
-        if not (p.WaitForExit 60000) then p.Kill true
-        if File.Exists tmpPng then
-            File.Move(tmpPng, Path.GetFullPath pngPath, true)
-            true
-        else false
+        let page = Path.Combine(profile.FullName, "export.html")
+        File.WriteAllText(page, exportPage chart)
+        let dom = runChromium chromium profile.FullName [ "--virtual-time-budget=30000"; "--dump-dom"; "file://" + page ]
+        let dataUrl (d: string) (id: string) (prefix: string) =
+            preText d id |> Option.filter (fun u -> u.StartsWith prefix) |> Option.map (fun u -> u.Substring prefix.Length)
+        match dom with
+        | None -> None
+        | Some d ->
+            match preText d "quecc-size", dataUrl d "quecc-svg" "data:image/svg+xml,", dataUrl d "quecc-png" "data:image/png;base64," with
+            | Some size, Some svgUrl, Some pngBase64 ->
+                let svg = Uri.UnescapeDataString svgUrl
+                let png = Convert.FromBase64String pngBase64
+                let w, h = match size.Split 'x' with [| w; h |] -> w, h | _ -> string Figures.width, string Figures.height
+                // The PDF is the SVG printed on a page of the figure's size, so it stays vector.
+                let svgFile = Path.Combine(profile.FullName, "figure.svg")
+                File.WriteAllText(svgFile, svg)
+                let pdfPage = Path.Combine(profile.FullName, "pdf.html")
+                File.WriteAllText(
+                    pdfPage,
+                    $"<!DOCTYPE html><html><head><style>@page {{ size: {w}px {h}px; margin: 0 }} html, body {{ margin: 0; padding: 0 }} img {{ display: block }}</style></head><body><img src=\"figure.svg\" width=\"{w}\" height=\"{h}\"></body></html>")
+                let pdf = Path.Combine(profile.FullName, "figure.pdf")
+                match runChromium chromium profile.FullName [ "--no-pdf-header-footer"; $"--print-to-pdf={pdf}"; "file://" + pdfPage ] with
+                | Some _ when File.Exists pdf -> Some { Png = png; Svg = svg; Pdf = File.ReadAllBytes pdf }
+                | _ -> None
+            | _ -> None
     finally
         try profile.Delete true with _ -> ()
 
+/// Saves each figure as self-contained interactive HTML and, when Chromium is on PATH, PNG, SVG and PDF
+/// beside it. Each file is written whole or not at all. The static exports (a few seconds of Chromium each) run
+/// two at a time in the background; `Written` waits for them.
 type FigureWriter(outDir: string, log: string -> unit) =
     let chromium = findChromium ()
     let mutable warned = false
-    member val Written = ResizeArray<string>()
+    let written = ResizeArray<string>()
+    let pending = ResizeArray<Threading.Tasks.Task>()
+    let gate = new Threading.SemaphoreSlim(2)
 
-    member this.Save(name: string, chart: GenericChart) =
+    /// Whether PNG/SVG/PDF can be written (Chromium on PATH).
+    member _.CanExportStatic = chromium.IsSome
+
+    /// Every file written, once the background exports have finished (in the order the figures were saved).
+    member _.Written =
+        try Threading.Tasks.Task.WaitAll(pending.ToArray())
+        with :? AggregateException as e -> Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
+        List.ofSeq written
+
+    member _.Save(name: string, chart: GenericChart) =
         let html = Path.Combine(outDir, name + ".html")
         writeAtomically html (chart |> Figures.selfContained |> GenericChart.toEmbeddedHTML)
-        this.Written.Add html
+        lock written (fun () -> written.Add html)
         match chromium with
         | Some c ->
-            let png = Path.Combine(outDir, name + ".png")
-            if screenshot c html png then this.Written.Add png else log $"warning: chromium could not render {html} to PNG"
+            pending.Add(
+                Threading.Tasks.Task.Run(fun () ->
+                    gate.Wait()
+                    try
+                        match exportStatic c chart with
+                        | Some f ->
+                            let files =
+                                [ for ext, write in [ "png", (fun p -> writeBytesAtomically p f.Png); "svg", (fun p -> writeAtomically p f.Svg); "pdf", (fun p -> writeBytesAtomically p f.Pdf) ] do
+                                      let path = Path.Combine(outDir, name + "." + ext)
+                                      write path
+                                      yield path ]
+                            lock written (fun () -> written.InsertRange(written.IndexOf html + 1, files))
+                        | None -> log $"warning: chromium could not export {html} to PNG/SVG/PDF"
+                    finally
+                        gate.Release() |> ignore))
         | None when not warned ->
             warned <- true
-            log "chromium is not on PATH: PNG figures skipped (HTML written)"
+            log "chromium is not on PATH: PNG/SVG/PDF figures skipped (HTML written); apt-get install chromium"
         | None -> ()
 
 let private loadPaper (file: string) =
@@ -302,8 +388,13 @@ let run (settings: Settings) (outDir: string) (log: string -> unit) (progress: s
         Figures.parity
             [ for f in [ fVr; fOcr ] -> { Name = f.Title; Spec = defaultSpec; Params = f.Continuous.Params; Observations = f.Observations } ]
     )
-    figures.Save("heatmap_visual_reasoning", Figures.heatmap "Visual reasoning: predicted error over (N, V)" defaultSpec fVr.Continuous.Params vr)
-    figures.Save("heatmap_ocr", Figures.heatmap "OCR: predicted error over (N, V)" defaultSpec fOcr.Continuous.Params ocr)
+    // Heatmaps at Q = 50, where the frontier is interior for visual reasoning (at Q = 0 it is the V = 1 edge).
+    let heatmapFor (f: FamilyAnalysis) (name: string) =
+        let q = 50.0
+        let points = f.Frontiers |> List.tryFind (fun (fq, _) -> fq = q) |> Option.map snd |> Option.defaultValue []
+        figures.Save(name, Figures.heatmap $"{f.Title}: predicted error over (N, V), iso-FLOP lines at Q = {q}" defaultSpec f.Continuous.Params f.Observations q points)
+    heatmapFor fVr "heatmap_visual_reasoning"
+    heatmapFor fOcr "heatmap_ocr"
     writeAtomically (Path.Combine(outDir, "summary.json")) (Json.toText (summaryJson [ fVr; fOcr ]))
     writeAtomically (Path.Combine(outDir, "summary.md")) (summaryMarkdown [ fVr; fOcr ])
-    [ fVr; fOcr ], List.ofSeq figures.Written
+    [ fVr; fOcr ], figures.Written
