@@ -116,6 +116,12 @@ public sealed class PyTorchFile : ITensorFile
                 }
                 return new PyTorchFile(path, zip, prefix, refs);
             }
+            catch (InvalidDataException e)
+            {
+                // ZipArchive reads the central directory and entry headers lazily and reports damage as InvalidDataException.
+                zip.Dispose();
+                throw Bad(path, $"damaged zip archive ({e.Message})");
+            }
             catch
             {
                 zip.Dispose();
@@ -153,8 +159,15 @@ public sealed class PyTorchFile : ITensorFile
         {
             lock (zip) // entry streams share the archive's file stream
             {
-                using var s = entry.Open();
-                storage.ReadBytesFromStream(s, (int)Math.Min(expected, 1 << 20));
+                try
+                {
+                    using var s = entry.Open();
+                    storage.ReadBytesFromStream(s, (int)Math.Min(expected, 1 << 20));
+                }
+                catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+                {
+                    throw Bad(Path, $"storage '{t.Storage.Key}' of tensor '{name}' cannot be read from the archive ({e.Message})");
+                }
             }
         }
         return storage.as_strided(t.Size, t.Stride, t.Offset).contiguous().clone().MoveToOuterDisposeScope();

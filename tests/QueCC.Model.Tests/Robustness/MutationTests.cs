@@ -380,6 +380,85 @@ public class MutationTests(MutationFixture fx, ITestOutputHelper output) : IClas
         Check(Harness.RunAll("safetensors header/data (in-process)", SafetensorsCases(dir, Harness.Count(2000))));
     }
 
+    // ---------------------------------------------------------------- PyTorch .bin (torch.save zip, weights-only unpickler)
+
+    private static byte[] RewriteEntry(byte[] zipBytes, Func<string, bool> which, Func<byte[], byte[]> change)
+    {
+        using var ms = new MemoryStream();
+        ms.Write(zipBytes);
+        using (var zip = new System.IO.Compression.ZipArchive(ms, System.IO.Compression.ZipArchiveMode.Update, leaveOpen: true))
+        {
+            var entry = zip.Entries.First(e => which(e.FullName));
+            byte[] data;
+            using (var s = entry.Open()) { using var buf = new MemoryStream(); s.CopyTo(buf); data = buf.ToArray(); }
+            var name = entry.FullName;
+            entry.Delete();
+            var fresh = zip.CreateEntry(name, System.IO.Compression.CompressionLevel.NoCompression);
+            using var w = fresh.Open();
+            w.Write(change(data));
+        }
+        return ms.ToArray();
+    }
+
+    [Fact]
+    public void Malformed_pytorch_bin_files_are_rejected_with_one_line()
+    {
+        var source = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", "checkpoints", "mm_projector.bin"));
+        var dir = CaseDir("bin");
+        var r = new Random(156);
+        var cases = new List<MutationCase>();
+        for (int i = 0; i < Harness.Count(300); i++)
+        {
+            byte[] file;
+            string label;
+            bool mustReject = false;
+            switch (r.Next(5))
+            {
+                case 0:
+                {
+                    int cut = r.Next(source.Length);
+                    (file, label, mustReject) = (source[..cut], $"truncated at {cut}", true);
+                    break;
+                }
+                case 1:
+                    (file, label) = (Values.Damage(r, source), "damaged zip bytes");
+                    break;
+                case 2:
+                {
+                    var seed = r.Next();
+                    (file, label) = (RewriteEntry(source, n => n.EndsWith("/data.pkl"), d => Values.Damage(new Random(seed), d)), $"damaged data.pkl (seed {seed})");
+                    break;
+                }
+                case 3:
+                {
+                    int keep = r.Next(64);
+                    (file, label, mustReject) = (RewriteEntry(source, n => n.EndsWith("/data/0"), d => d[..Math.Min(keep, d.Length)]), $"storage 0 cut to {keep} bytes", true);
+                    break;
+                }
+                default:
+                {
+                    var b = (byte[])source.Clone();
+                    b[r.Next(b.Length)] ^= (byte)(1 << r.Next(8));
+                    (file, label) = (b, "flipped bit");
+                    break;
+                }
+            }
+            var path = Path.Combine(dir, $"case{i}.bin");
+            var bytes = file;
+            cases.Add(new MutationCase(label, mustReject, () =>
+            {
+                File.WriteAllBytes(path, bytes);
+                try
+                {
+                    using var f = PyTorchFile.Open(path);
+                    foreach (var name in f.Tensors.Keys) f.Read(name).Dispose();
+                }
+                finally { File.Delete(path); }
+            }));
+        }
+        Check(Harness.RunAll("PyTorch .bin (torch.save zip; open + read)", cases));
+    }
+
     // ---------------------------------------------------------------- projector config.json
 
     private const string TinyProjector = """
@@ -495,7 +574,7 @@ public class MutationTests(MutationFixture fx, ITestOutputHelper output) : IClas
     public void Malformed_projector_configs_are_rejected_with_one_line()
     {
         var dir = CaseDir("proj");
-        Check(Harness.RunAll("projector config.json (load + build + forward)", ProjectorCases(dir, Harness.Count(500))));
+        Check(Harness.RunAll("projector config.json (load + build + forward)", ProjectorCases(dir, Harness.Count(400))));
     }
 
     // ---------------------------------------------------------------- LLaVA / decoder config.json
@@ -565,7 +644,7 @@ public class MutationTests(MutationFixture fx, ITestOutputHelper output) : IClas
         var dir = CaseDir("clip");
         var r = new Random(153);
         var cases = new List<MutationCase>();
-        for (int i = 0; i < Harness.Count(200); i++)
+        for (int i = 0; i < Harness.Count(150); i++)
         {
             var (text, label, mustReject, mustAccept) = MutateConfig(r, baseJson, ClipKeys,
                 (k, v) => k == "layer_norm_eps" && v == "1e999" ? true : null);
