@@ -1252,15 +1252,8 @@ let run (argv: string[]) =
         let isHelp = e.ErrorCode = ErrorCode.HelpText
         if isHelp then stdout.WriteLine e.Message else stderr.WriteLine(usageErrorLine argv e.Message)
         if isHelp then 0 else 2
-    | :? InputError as e ->
-        eprintfn "quecc: %s" e.Message
-        1
-    // Errors users cause in the C# library: bad files, configs, checkpoints, values.
-    | :? ArgumentException
-    | :? IOException
-    | :? InvalidDataException
-    | :? NotSupportedException
-    | :? Collections.Generic.KeyNotFoundException
-    | :? UnauthorizedAccessException as e ->
+    // The one user-error type (raised by the C# library and by this project alike). Anything else is a bug and
+    // must crash with its stack trace rather than be shown as if the user had erred.
+    | :? QueCC.Model.UserInputException as e ->
         eprintfn "quecc: %s" (oneLine e.Message)
         1

@@ -39,7 +39,7 @@ let parseQuestions (source: string) (text: string) : Question list =
               let where = $"{source}:{n}"
               let o: JsonObject =
                   try
-                      match JsonNode.Parse line with
+                      match parseJsonNode where line with
                       | :? JsonObject as o -> o
                       | _ -> inputError "%s: expected a JSON object {\"question_id\", \"image\", \"text\"}" where
                   with :? Text.Json.JsonException as e -> inputError "%s: not valid JSON (%s)" where (firstLine e.Message)
@@ -185,7 +185,7 @@ let evaluateWith
                     batch
                     |> List.map (fun q ->
                         try RgbImage.Load(Path.Combine(imagesDir, q.Image))
-                        with :? InvalidDataException as e -> inputError "%s: %s" q.Where (firstLine e.Message))
+                        with :? QueCC.Model.UserInputException as e -> inputError "%s: %s" q.Where (firstLine e.Message))
                 let texts =
                     match batch, images with
                     | [ q ], [ image ] -> [| model.Answer(image, q.Text, options) |]
@@ -311,7 +311,7 @@ let evaluateBlindWith
             if not (File.Exists src) then inputError "%s: image \"%s\" not found (looked for %s)" q.Where q.Image src
             let img =
                 try RgbImage.Load src
-                with :? InvalidDataException as e -> inputError "%s: %s" q.Where (firstLine e.Message)
+                with :? QueCC.Model.UserInputException as e -> inputError "%s: %s" q.Where (firstLine e.Message)
             let dst = Path.Combine(grey, q.Image)
             Directory.CreateDirectory(Path.GetDirectoryName dst) |> ignore
             RgbImage.Filled(img.Width, img.Height, blindGrey, blindGrey, blindGrey).SavePng dst

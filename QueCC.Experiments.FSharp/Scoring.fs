@@ -505,7 +505,7 @@ let private mean xs = if List.isEmpty xs then 0.0 else List.average xs
 let private mmbIndex (id: string) =
     match Int64.TryParse(id, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture) with
     | true, i -> i
-    | _ -> invalidArg "truth" $"MMBench question id \"{id}\" is not a non-negative integer index; CircularEval needs the TSV's index"
+    | _ -> raise (QueCC.Model.UserInputException $"MMBench question id \"{id}\" is not a non-negative integer index; CircularEval needs the TSV's index")
 
 /// Scores answers (question id → model text) against ground truth (question id → truth), the truth in file order.
 let scoreWith (options: ScoreOptions) (benchmark: Benchmark) (truth: (string * Truth) list) (answers: Map<string, string>) : ScoreReport =

@@ -35,13 +35,7 @@ let private firstLine (s: string) =
     | -1 -> s
     | i -> s.Substring(0, i)
 
-let private parseJson (where: string) (text: string) : JsonNode =
-    try
-        match JsonNode.Parse text with
-        | null -> inputError "%s: null; expected a JSON object" where
-        | n -> n
-    with :? JsonException as e ->
-        inputError "%s: not valid JSON (%s)" where (firstLine e.Message)
+let private parseJson (where: string) (text: string) : JsonNode = parseJsonNode where text
 
 let private asObject (where: string) (node: JsonNode) =
     match node with
@@ -50,6 +44,7 @@ let private asObject (where: string) (node: JsonNode) =
 
 /// The non-empty lines of a JSONL text as objects, numbered from 1 as an editor shows them.
 let private jsonLines (source: string) (text: string) =
+    let text = if text.StartsWith '\uFEFF' then text.Substring 1 else text
     text.Replace("\r\n", "\n").Split('\n')
     |> Array.mapi (fun i l -> i + 1, l)
     |> Array.filter (fun (_, l) -> l.Trim() <> "")
@@ -211,7 +206,7 @@ let private officialVqaItems (source: string) (text: string) =
         | _ -> None
     elif t.StartsWith "{" then
         // A one-line JSONL file is also a whole JSON document; only the official wrappers count as one.
-        let whole = try Some(JsonNode.Parse text) with :? JsonException -> None
+        let whole = try Some(parseJsonNode source text) with :? InputError -> None
         match whole with
         | Some(:? JsonObject as o) ->
             match o["annotations"], o["data"] with
@@ -225,7 +220,7 @@ let private officialVqaItems (source: string) (text: string) =
 let private officialSeedItems (source: string) (text: string) =
     if not (text.TrimStart().StartsWith "{") then None
     else
-        match (try Some(JsonNode.Parse text) with :? JsonException -> None) with
+        match (try Some(parseJsonNode source text) with :? InputError -> None) with
         | Some(:? JsonObject as o) ->
             match o["questions"] with
             | :? JsonArray as a ->

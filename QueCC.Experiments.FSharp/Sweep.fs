@@ -126,6 +126,27 @@ let validate (source: string) (s: SweepSpec) =
     for l in s.Llms do
         if not (QueCC.Model.Presets.Presets.Names |> Seq.contains l) || QueCC.Model.Presets.Presets.Get(l).ConfigOnly then
             inputError "%s: llm \"%s\"; expected a trainable preset (sweep-xs, sweep-s, sweep-m, sweep-l, tiny, small)" source l
+    // Repeats would run (and count) the same configuration twice.
+    let unique name (xs: 'a list) =
+        match xs |> List.countBy id |> List.tryFind (fun (_, n) -> n > 1) with
+        | Some (x, _) -> inputError "%s: \"%s\" lists %O twice; expected each value once" source name x
+        | None -> ()
+    unique "llms" s.Llms
+    unique "compressors" s.Compressors
+    unique "visual_tokens" s.VisualTokens
+    unique "tasks" s.Tasks
+    unique "seeds" s.Seeds
+    // Sizes a sweep on one machine can hold: beyond these a typo (an extra zero or three) would run for days.
+    let atMost name limit v = if v > limit then inputError "%s: training.%s is %d; expected at most %d" source name v limit
+    let tr = s.Training
+    atMost "train_samples" 1_000_000 tr.TrainSamples
+    atMost "eval_samples" 100_000 tr.EvalSamples
+    atMost "pretrain_steps" 10_000_000 tr.PretrainSteps
+    atMost "finetune_steps" 10_000_000 tr.FinetuneSteps
+    atMost "batch_size" 4096 tr.BatchSize
+    atMost "max_new_tokens" 4096 tr.MaxNewTokens
+    if not (Double.IsFinite tr.PretrainLr && Double.IsFinite tr.FinetuneLr) then
+        inputError "%s: training.pretrain_lr %g / finetune_lr %g; expected finite learning rates" source tr.PretrainLr tr.FinetuneLr
     let t = s.Training
     let positive name v = if v < 1 then inputError "%s: training.%s is %d; expected a positive integer" source name v
     positive "train_samples" t.TrainSamples
@@ -143,12 +164,13 @@ let validate (source: string) (s: SweepSpec) =
 let parseSpec (source: string) (text: string) : SweepSpec =
     let root =
         try
-            match JsonNode.Parse text with
+            match parseJsonNode source text with
             | :? JsonObject as o -> o
             | _ -> inputError "%s: expected a JSON object with llms, compressors, visual_tokens, tasks, seeds, training" source
         with :? JsonException as e -> inputError "%s: not valid JSON (%s)" source (e.Message.Split('\n')[0])
     let get (o: JsonObject) (name: string) (read: JsonNode -> 'a) (fallback: 'a) =
         match o[name] with
+        | null when o.ContainsKey name -> inputError "%s: field \"%s\" is null; expected %s (or leave the field out for the default)" source name (typeof<'a>.Name)
         | null -> fallback
         | v ->
             try read v

@@ -29,7 +29,7 @@ public sealed class Checkpoint : IDisposable
     public Tensor Read(string key) => FileOf(key).Read(key);
 
     private ITensorFile FileOf(string key) =>
-        byTensor.TryGetValue(key, out var f) ? f : throw new KeyNotFoundException($"{Source}: no tensor '{key}'");
+        byTensor.TryGetValue(key, out var f) ? f : throw new CheckpointFormatException($"{Source}: no tensor '{UserInputException.Shorten(key)}'");
 
     public static Checkpoint Open(string path)
     {
@@ -41,9 +41,9 @@ public sealed class Checkpoint : IDisposable
             if (File.Exists(single)) return OpenSingle(single);
             if (File.Exists(Path.Combine(path, BinIndexFileName))) return OpenIndex(Path.Combine(path, BinIndexFileName));
             if (File.Exists(Path.Combine(path, BinFileName))) return OpenSingle(Path.Combine(path, BinFileName));
-            throw new FileNotFoundException($"{path}: folder holds none of {IndexFileName}, {SingleFileName}, {BinIndexFileName}, {BinFileName}");
+            throw new UserInputException($"{path}: folder holds none of {IndexFileName}, {SingleFileName}, {BinIndexFileName}, {BinFileName}");
         }
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: checkpoint not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: checkpoint not found");
         return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? OpenIndex(path) : OpenSingle(path);
     }
 
@@ -71,6 +71,8 @@ public sealed class Checkpoint : IDisposable
             try { doc = JsonDocument.Parse(File.ReadAllBytes(indexPath)); }
             catch (JsonException e) { throw new CheckpointFormatException($"{indexPath}: index is not valid JSON: {e.Message}"); }
             using var _ = doc;
+            try { Runtime.JsonInput.CheckWellFormed(doc.RootElement, indexPath); }
+            catch (UserInputException e) { throw new CheckpointFormatException(e.Message); }
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new CheckpointFormatException($"{indexPath}: index has no 'weight_map' object (tensor name → shard file)");
             var dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
@@ -78,22 +80,22 @@ public sealed class Checkpoint : IDisposable
             foreach (var entry in map.EnumerateObject())
             {
                 if (entry.Value.ValueKind != JsonValueKind.String)
-                    throw new CheckpointFormatException($"{indexPath}: weight_map['{entry.Name}'] is a {entry.Value.ValueKind}, expected a shard file name");
+                    throw new CheckpointFormatException($"{indexPath}: weight_map['{UserInputException.Shorten(entry.Name)}'] is a {entry.Value.ValueKind}, expected a shard file name");
                 var shard = entry.Value.GetString()!;
                 // Shards live beside the index; a path here would let an index point anywhere on disk.
                 if (shard.Length == 0 || Path.GetFileName(shard) != shard)
-                    throw new CheckpointFormatException($"{indexPath}: weight_map['{entry.Name}'] = '{shard}' is not a plain file name in the index's folder");
+                    throw new CheckpointFormatException($"{indexPath}: weight_map['{UserInputException.Shorten(entry.Name)}'] = '{UserInputException.Shorten(shard)}' is not a plain file name in the index's folder");
                 if (!shards.TryGetValue(shard, out var file))
                 {
                     var shardPath = Path.Combine(dir, shard);
                     if (!File.Exists(shardPath))
-                        throw new CheckpointFormatException($"{indexPath}: shard '{shard}' (for tensor '{entry.Name}') does not exist in {dir}");
+                        throw new CheckpointFormatException($"{indexPath}: shard '{UserInputException.Shorten(shard)}' (for tensor '{UserInputException.Shorten(entry.Name)}') does not exist in {dir}");
                     file = OpenFile(shardPath);
                     shards[shard] = file;
                     c.files.Add(file);
                 }
                 if (!file.Tensors.ContainsKey(entry.Name))
-                    throw new CheckpointFormatException($"{indexPath}: weight_map puts tensor '{entry.Name}' in '{shard}', but that shard has no such tensor");
+                    throw new CheckpointFormatException($"{indexPath}: weight_map puts tensor '{UserInputException.Shorten(entry.Name)}' in '{UserInputException.Shorten(shard)}', but that shard has no such tensor");
                 c.byTensor[entry.Name] = file;
             }
             return c;

@@ -17,7 +17,7 @@ public static class Pretrained
     /// <summary>A Qwen2/Llama causal LM folder (model_type qwen2 or llama); a tied model's stored lm_head.weight is checked against the embedding.</summary>
     public static Qwen2ForCausalLM CausalLM(string dir, Device? device = null, ScalarType? dtype = null)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model folder not found");
+        if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: model folder not found");
         var cfg = DecoderConfig.Load(Path.Combine(dir, "config.json"));
         using var ckpt = Checkpoint.Open(dir);
         var model = new Qwen2ForCausalLM(cfg, device);
@@ -40,7 +40,7 @@ public static class Pretrained
     /// <summary>A CLIP vision tower folder: CLIPVisionConfig or full CLIPConfig json; a full CLIP checkpoint's text tower is skipped.</summary>
     public static ClipVisionModel VisionTower(string dir, Device? device = null, ScalarType? dtype = null)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: vision tower folder not found");
+        if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: vision tower folder not found");
         var cfg = ClipVisionConfig.Load(Path.Combine(dir, "config.json"));
         using var ckpt = Checkpoint.Open(dir);
         var tower = new ClipVisionModel(cfg, device);

@@ -69,7 +69,7 @@ public sealed class PyTorchFile : ITensorFile
 
     public static PyTorchFile Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: PyTorch checkpoint not found", path);
+        if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: PyTorch checkpoint not found");
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
@@ -116,6 +116,12 @@ public sealed class PyTorchFile : ITensorFile
                 }
                 return new PyTorchFile(path, zip, prefix, refs);
             }
+            catch (InvalidDataException e)
+            {
+                // ZipArchive reads the central directory and entry headers lazily and reports damage as InvalidDataException.
+                zip.Dispose();
+                throw Bad(path, $"damaged zip archive ({e.Message})");
+            }
             catch
             {
                 zip.Dispose();
@@ -139,7 +145,7 @@ public sealed class PyTorchFile : ITensorFile
     /// <summary>Reads one tensor (CPU, contiguous) from its storage entry.</summary>
     public Tensor Read(string name)
     {
-        if (!refs.TryGetValue(name, out var t)) throw new KeyNotFoundException($"{Path}: no tensor '{name}' (the file has {refs.Count} tensors)");
+        if (!refs.TryGetValue(name, out var t)) throw new CheckpointFormatException($"{Path}: no tensor '{UserInputException.Shorten(name)}' (the file has {refs.Count} tensors)");
         var st = StorageTypes.Values.First(s => s.DType == t.Storage.DType);
         var entry = zip.GetEntry(prefix + "data/" + t.Storage.Key)!;
         long expected = t.Storage.Numel * st.Size;
@@ -153,8 +159,15 @@ public sealed class PyTorchFile : ITensorFile
         {
             lock (zip) // entry streams share the archive's file stream
             {
-                using var s = entry.Open();
-                storage.ReadBytesFromStream(s, (int)Math.Min(expected, 1 << 20));
+                try
+                {
+                    using var s = entry.Open();
+                    storage.ReadBytesFromStream(s, (int)Math.Min(expected, 1 << 20));
+                }
+                catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+                {
+                    throw Bad(Path, $"storage '{t.Storage.Key}' of tensor '{name}' cannot be read from the archive ({e.Message})");
+                }
             }
         }
         return storage.as_strided(t.Size, t.Stride, t.Offset).contiguous().clone().MoveToOuterDisposeScope();

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace QueCC.Model.Checkpoints;
 
 /// <summary>A malformed or inconsistent checkpoint file; the message starts with the file path and names the problem.</summary>
-public class CheckpointFormatException(string message) : IOException(message);
+public class CheckpointFormatException(string message) : UserInputException(message);
 
 /// <summary>Where one tensor lives: dtype name as in the file, shape, and byte range relative to the data section.</summary>
 public sealed record TensorInfo(string Name, string DType, long[] Shape, long Begin, long End)
@@ -153,7 +153,7 @@ public sealed class SafetensorsFile : ITensorFile
     internal SafetensorsFile(string path)
     {
         Path = path;
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: safetensors file not found", path);
+        if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: safetensors file not found");
         stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
@@ -184,6 +184,13 @@ public sealed class SafetensorsFile : ITensorFile
         stream.ReadExactly(headerBytes);
         long dataLength = fileLength - 8 - (long)n;
 
+        // System.Text.Json defers UTF-8 validation of strings until they are read (and then throws
+        // InvalidOperationException), so the whole header is checked here first, as the reference reader does.
+        try { StrictUtf8.GetCharCount(headerBytes); }
+        catch (DecoderFallbackException e)
+        {
+            throw Bad($"header is not valid UTF-8 (byte {e.Index} of the header)");
+        }
         JsonDocument doc;
         try
         {
@@ -194,76 +201,115 @@ public sealed class SafetensorsFile : ITensorFile
             throw Bad($"header is not valid JSON: {e.Message}");
         }
         using var _ = doc;
+        // A key given twice inside an entry ({"dtype": "F32", "dtype": "I32"}) would silently resolve to one of them.
+        try { Runtime.JsonInput.CheckWellFormed(doc.RootElement, "header"); }
+        catch (UserInputException e) { throw Bad(e.Message); }
+        try
+        {
+            return ParseHeader(doc, n, dataLength);
+        }
+        catch (InvalidOperationException e)
+        {
+            // An escaped lone surrogate ("\ud800") in a name or value cannot become a .NET string.
+            throw Bad($"header holds a string that is not valid Unicode (an unpaired surrogate escape?): {e.Message}");
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>More dimensions than this are rejected: no real tensor has them, and libtorch kernels cap ranks at 25–64.</summary>
+    public const int MaxRank = 32;
+
+    private (Dictionary<string, string>, Dictionary<string, TensorInfo>, long) ParseHeader(JsonDocument doc, ulong n, long dataLength)
+    {
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad($"header JSON is a {doc.RootElement.ValueKind}, expected an object of tensor entries");
 
         var metadata = new Dictionary<string, string>();
         var tensors = new Dictionary<string, TensorInfo>();
+        bool seenMetadata = false;
         foreach (var entry in doc.RootElement.EnumerateObject())
         {
             if (entry.Name == "__metadata__")
             {
                 if (entry.Value.ValueKind != JsonValueKind.Object) throw Bad("__metadata__ must be an object of string values");
+                if (seenMetadata) throw Bad("__metadata__ appears twice in the header");
+                seenMetadata = true;
                 foreach (var m in entry.Value.EnumerateObject())
                 {
-                    if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"__metadata__['{m.Name}'] is a {m.Value.ValueKind}, expected a string");
-                    metadata[m.Name] = m.Value.GetString()!;
+                    if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"__metadata__['{Safe(m.Name)}'] is a {m.Value.ValueKind}, expected a string");
+                    if (!metadata.TryAdd(m.Name, m.Value.GetString()!)) throw Bad($"__metadata__ key '{Safe(m.Name)}' appears twice");
                 }
                 continue;
             }
-            if (tensors.ContainsKey(entry.Name)) throw Bad($"tensor '{entry.Name}' appears twice in the header");
+            if (tensors.ContainsKey(entry.Name)) throw Bad($"tensor '{Safe(entry.Name)}' appears twice in the header");
+            if (entry.Name.Length == 0) throw Bad("a tensor has an empty name");
             tensors[entry.Name] = ParseEntry(entry.Name, entry.Value, dataLength);
         }
 
-        // Overlapping byte ranges would make two tensors alias the same bytes: reject, like the reference reader.
+        // As the reference reader: the byte ranges, in order, tile the data section exactly. An overlap would make
+        // two tensors alias the same bytes; a gap or trailing bytes mean offsets that were written wrongly.
         TensorInfo? prev = null;
-        foreach (var t in tensors.Values.Where(t => t.ByteCount > 0).OrderBy(t => t.Begin))
+        long cursor = 0;
+        foreach (var t in tensors.Values.OrderBy(t => t.Begin).ThenBy(t => t.End))
         {
-            if (prev is not null && t.Begin < prev.End)
-                throw Bad($"tensors '{prev.Name}' data_offsets [{prev.Begin}, {prev.End}] and '{t.Name}' [{t.Begin}, {t.End}] overlap");
+            if (t.Begin < cursor)
+                throw Bad($"tensors '{Safe(prev!.Name)}' data_offsets [{prev.Begin}, {prev.End}] and '{Safe(t.Name)}' [{t.Begin}, {t.End}] overlap");
+            if (t.Begin > cursor)
+                throw Bad($"tensor '{Safe(t.Name)}' data_offsets [{t.Begin}, {t.End}] leave a gap of {t.Begin - cursor} bytes after byte {cursor} of the data section (the ranges must be contiguous)");
+            cursor = t.End;
             prev = t;
         }
+        if (cursor != dataLength)
+            throw Bad($"the tensors cover {cursor} bytes but the data section holds {dataLength} (trailing bytes or wrong data_offsets)");
         return (metadata, tensors, 8 + (long)n);
     }
 
-    private TensorInfo ParseEntry(string name, JsonElement e, long dataLength)
+    private static string Safe(string s) => UserInputException.Shorten(s);
+
+    private TensorInfo ParseEntry(string rawName, JsonElement e, long dataLength)
     {
+        var name = Safe(rawName);
         if (e.ValueKind != JsonValueKind.Object) throw Bad($"tensor '{name}' entry is a {e.ValueKind}, expected {{dtype, shape, data_offsets}}");
         if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String) throw Bad($"tensor '{name}' has no string 'dtype'");
         var dtype = dt.GetString()!;
         if (!Safetensors.TryScalarType(dtype, out _, out var elementSize))
-            throw Bad($"tensor '{name}' has unknown dtype '{dtype}'; supported: {string.Join(", ", Safetensors.SupportedDTypes)}");
+            throw Bad($"tensor '{name}' has unknown dtype '{Safe(dtype)}'; supported: {string.Join(", ", Safetensors.SupportedDTypes)}");
         if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw Bad($"tensor '{name}' has no 'shape' array");
+        if (sh.GetArrayLength() > MaxRank) throw Bad($"tensor '{name}' has {sh.GetArrayLength()} dimensions; expected at most {MaxRank}");
         var shape = new List<long>();
         foreach (var d in sh.EnumerateArray())
         {
-            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var v) || v < 0) throw Bad($"tensor '{name}' shape {sh.GetRawText()} has an entry that is not a non-negative integer");
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var v) || v < 0) throw Bad($"tensor '{name}' shape {Safe(sh.GetRawText())} has an entry that is not a non-negative integer");
             shape.Add(v);
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad($"tensor '{name}' has no 'data_offsets' [begin, end] pair");
-        if (!off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin)
-            throw Bad($"tensor '{name}' data_offsets {off.GetRawText()} are not integers with 0 ≤ begin ≤ end");
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin)
+            throw Bad($"tensor '{name}' data_offsets {Safe(off.GetRawText())} are not integers with 0 ≤ begin ≤ end");
         long expected;
         try
         {
             expected = checked(shape.Aggregate(1L, (a, b) => a * b) * elementSize);
+            // libtorch computes strides as products of the trailing sizes even when a size is 0, and aborts on overflow.
+            _ = checked(shape.Aggregate(1L, (a, b) => a * Math.Max(b, 1)) * elementSize);
         }
         catch (OverflowException)
         {
-            throw Bad($"tensor '{name}' shape {sh.GetRawText()} overflows a 64-bit byte count");
+            throw Bad($"tensor '{name}' shape {Safe(sh.GetRawText())} overflows a 64-bit byte count");
         }
         if (end - begin != expected)
             throw Bad($"tensor '{name}' is {dtype} with shape [{string.Join(", ", shape)}], which needs {expected} bytes, but data_offsets [{begin}, {end}] span {end - begin} (shape/byte-count mismatch)");
         if (end > dataLength)
             throw Bad($"tensor '{name}' data_offsets [{begin}, {end}] lie outside the data section of {dataLength} bytes (file truncated or offsets wrong)");
-        return new TensorInfo(name, dtype, shape.ToArray(), begin, end);
+        return new TensorInfo(rawName, dtype, shape.ToArray(), begin, end);
     }
 
     /// <summary>Reads one tensor (CPU) by seeking to its bytes.</summary>
     public Tensor Read(string name)
     {
         if (!Tensors.TryGetValue(name, out var info))
-            throw new KeyNotFoundException($"{Path}: no tensor '{name}' (the file has {Tensors.Count} tensors)");
+            throw Bad($"no tensor '{Safe(name)}' (the file has {Tensors.Count} tensors)");
         Safetensors.TryScalarType(info.DType, out var type, out _);
         var t = torch.empty(info.Shape, dtype: type, device: CPU);
         if (info.ByteCount == 0) return t;

@@ -29,28 +29,47 @@ public sealed record ClipVisionConfig
     /// <summary>Throws an error naming <paramref name="source"/> and the offending field when shapes cannot work.</summary>
     public ClipVisionConfig Validate(string source = "CLIP vision config")
     {
+        UserInputException Bad(string key, object? value, string expected) => new(source, key, value?.ToString() ?? "null", expected);
+        void Positive(string key, int v) { if (v <= 0) throw Bad(key, v, "a positive integer"); }
+        Positive("hidden_size", HiddenSize); Positive("intermediate_size", IntermediateSize); Positive("num_hidden_layers", NumHiddenLayers);
+        Positive("num_attention_heads", NumAttentionHeads); Positive("image_size", ImageSize); Positive("patch_size", PatchSize);
+        if (NumChannels != 3) throw Bad("num_channels", NumChannels, "3 (the image processor produces RGB)");
         if (HiddenSize % NumAttentionHeads != 0)
-            throw new InvalidDataException($"{source}: hidden_size {HiddenSize} must be divisible by num_attention_heads {NumAttentionHeads}");
-        if (ImageSize % PatchSize != 0)
-            throw new InvalidDataException($"{source}: image_size {ImageSize} must be divisible by patch_size {PatchSize}");
+            throw Bad("hidden_size", HiddenSize, $"a multiple of num_attention_heads {NumAttentionHeads}");
+        if (PatchSize > ImageSize || ImageSize % PatchSize != 0)
+            throw Bad("image_size", ImageSize, $"a multiple of patch_size {PatchSize}");
+        // The preprocessed image (3 × image_size²) and the patch grid must stay far from int overflow.
+        if (ImageSize > MaxImageSize) throw Bad("image_size", ImageSize, $"at most {MaxImageSize} pixels per side");
         if (HiddenAct is not ("quick_gelu" or "gelu"))
-            throw new InvalidDataException($"{source}: hidden_act '{HiddenAct}' is not supported; expected quick_gelu or gelu");
+            throw Bad("hidden_act", $"'{HiddenAct}'", "quick_gelu or gelu");
+        if (!(LayerNormEps > 0 && double.IsFinite(LayerNormEps))) throw Bad("layer_norm_eps", LayerNormEps, "a positive finite number");
         return this;
+    }
+
+    /// <summary>Largest image_size accepted (CLIP towers use 224–448).</summary>
+    public const int MaxImageSize = 8192;
+
+    /// <summary>Parameters of the tower from the shapes alone, in floating point so absurd configs cannot overflow.</summary>
+    public double ParameterEstimate()
+    {
+        double h = HiddenSize, inter = IntermediateSize;
+        double perLayer = 4 * (h * h + h) + 2 * h * inter + inter + h + 4 * h;   // q, k, v, o; fc1, fc2; two LayerNorms
+        return NumChannels * (double)PatchSize * PatchSize * h + h + (NumPositions + 0.0) * h + 4 * h + NumHiddenLayers * perLayer;
     }
 
     /// <summary>Reads a HF CLIPVisionConfig json, or a full CLIPConfig json (its <c>vision_config</c> object).</summary>
     public static ClipVisionConfig FromJson(string json, string source = "config.json")
     {
         var root = Runtime.JsonInput.ParseRoot(json, source);
+        if (root.ValueKind != JsonValueKind.Object) throw new UserInputException($"{source}: CLIP config is a JSON {root.ValueKind.ToString().ToLowerInvariant()}; expected an object");
         var node = root.TryGetProperty("vision_config", out var vc) && vc.ValueKind == JsonValueKind.Object ? vc : root;
-        var cfg = node.Deserialize<ClipVisionConfig>()
-                  ?? throw new InvalidDataException($"{source}: expected a JSON object with CLIP vision fields");
+        var cfg = Runtime.JsonInput.Deserialize<ClipVisionConfig>(node, source, "CLIP vision config");
         return cfg.Validate(source);
     }
 
     public static ClipVisionConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: CLIP config file not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: CLIP config file not found");
         return FromJson(File.ReadAllText(path), path);
     }
 
@@ -231,6 +250,7 @@ public sealed class ClipVisionModel : Module<Tensor, Tensor>
     public ClipVisionModel(ClipVisionConfig cfg, Device? device = null) : base(nameof(ClipVisionModel))
     {
         Config = cfg.Validate();
+        if (device?.type != DeviceType.META) Runtime.ModelMemory.Check("CLIP vision config", "the vision tower", cfg.ParameterEstimate());
         vision_model = new ClipVisionTransformer(cfg, device);
         RegisterComponents();
     }
@@ -261,7 +281,7 @@ public static class ClipFeatures
     public static Tensor MultiLevel(IReadOnlyList<Tensor> hiddenStates, IReadOnlyList<int>? layers = null)
     {
         layers ??= QueccMultiLevelLayers;
-        if (layers.Count == 0) throw new ArgumentException("multi-level feature layer list is empty");
+        if (layers.Count == 0) throw new UserInputException("multi-level feature layer list is empty");
         return torch.cat(layers.Select(l => Select(hiddenStates, l)).ToArray(), 2);
     }
 
@@ -269,7 +289,7 @@ public static class ClipFeatures
     {
         int i = layer < 0 ? count + layer : layer;
         if (i < 0 || i >= count)
-            throw new ArgumentException($"vision feature layer {layer} is out of range: the tower has {count} hidden states (embeddings + {count - 1} layers)");
+            throw new UserInputException($"vision feature layer {layer} is out of range: the tower has {count} hidden states (embeddings + {count - 1} layers)");
         return i;
     }
 }

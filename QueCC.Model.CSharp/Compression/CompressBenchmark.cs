@@ -46,7 +46,7 @@ public static class CompressBenchmark
     {
         int side = (int)Math.Round(Math.Sqrt(outputTokens));
         if (side * side != outputTokens || 24 % side != 0)
-            throw new ArgumentException($"output tokens {outputTokens}: expected a square whose side divides 24 (1, 4, 9, 16, 36, 64, 144, 576)");
+            throw new UserInputException($"output tokens {outputTokens}: expected a square whose side divides 24 (1, 4, 9, 16, 36, 64, 144, 576)");
         return new ProjectorConfig
         {
             ProjectorType = "mlp2x_gelu", VisionWidth = 1024, LlmWidth = 4096, CompressionTypeName = method,

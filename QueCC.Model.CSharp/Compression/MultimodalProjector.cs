@@ -21,6 +21,7 @@ public sealed class MultimodalProjector : nn.Module
     public MultimodalProjector(ProjectorConfig config, Device? device = null) : base("mm_projector")
     {
         config.Validate();
+        if (device?.type != DeviceType.META) Runtime.ModelMemory.Check(config.Source, "the projector", config.ParameterEstimate());
         Config = config;
         Compressor = VisionTokenCompressor.Create(config, device);
         int index = 0;

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace QueCC.Model.Compression;
 
 /// <summary>A projector / compressor configuration a user got wrong; the message names the source, the key, the value and what is allowed.</summary>
-public sealed class ProjectorConfigException(string message) : ArgumentException(message);
+public sealed class ProjectorConfigException(string message) : UserInputException(message);
 
 /// <summary>The vision-token compressor in front of the projector MLP (<c>mm_vision_token_compression_type</c>).</summary>
 public enum CompressionType
@@ -32,7 +32,10 @@ public enum CompressionType
 /// </summary>
 public sealed record ProjectorConfig
 {
-    public static readonly string[] ProjectorTypes = ["linear", "mlpNx_gelu (e.g. mlp2x_gelu)", "identity"];
+    public static readonly string[] ProjectorTypes = ["linear", "mlpNx_gelu (e.g. mlp2x_gelu, N ≤ 64)", "identity"];
+
+    /// <summary>Deepest mlpNx_gelu accepted (LLaVA uses 2); a typo such as mlp200000x_gelu would otherwise build 200000 layers.</summary>
+    public const int MaxMlpDepth = 64;
     public static readonly string[] CompressionTypes = ["quecc", "quecc_noquery", "tokenpacker", "avgpool", "none"];
 
     [JsonPropertyName("mm_projector_type")] public string ProjectorType { get; init; } = "linear";
@@ -74,7 +77,7 @@ public sealed record ProjectorConfig
     };
 
     /// <summary>Side G of the input token grid.</summary>
-    [JsonIgnore] public int InputGrid => (int)Math.Round(Math.Sqrt(InputTokenCount ?? 0));
+    [JsonIgnore] public int InputGrid => (int)Math.Round(Math.Sqrt(Math.Max(InputTokenCount ?? 0, 0)));
 
     /// <summary>Side h of the output token grid (h = G for <c>none</c>).</summary>
     [JsonIgnore] public int OutputGrid => Compression == CompressionType.None ? InputGrid : (InputGrid - Kernel) / StrideOrKernel + 1;
@@ -94,7 +97,7 @@ public sealed record ProjectorConfig
             if (ProjectorType == "linear") return 1;
             if (ProjectorType == "identity") return 0;
             var m = Regex.Match(ProjectorType, @"^mlp(\d+)x_gelu$");
-            if (m.Success && int.TryParse(m.Groups[1].Value, out var n) && n >= 1) return n;
+            if (m.Success && int.TryParse(m.Groups[1].Value, out var n) && n >= 1 && n <= MaxMlpDepth) return n;
             throw Error("mm_projector_type", $"'{ProjectorType}'", string.Join(", ", ProjectorTypes));
         }
     }
@@ -108,7 +111,7 @@ public sealed record ProjectorConfig
     /// <summary>Reads and validates a config.json.</summary>
     public static ProjectorConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: projector config not found", path);
+        if (!File.Exists(path)) throw new ProjectorConfigException($"{path}: projector config not found");
         return Parse(File.ReadAllText(path), path);
     }
 
@@ -116,14 +119,18 @@ public sealed record ProjectorConfig
     public static ProjectorConfig Parse(string json, string source = "<config>")
     {
         ProjectorConfig? config;
+        JsonElement root;
+        try { root = Runtime.JsonInput.ParseRoot(json, source); }
+        catch (UserInputException e) { throw new ProjectorConfigException(e.Message); }
+        if (root.ValueKind == JsonValueKind.Null) throw new ProjectorConfigException($"{source}: projector config is JSON null; expected an object");
+        if (root.ValueKind != JsonValueKind.Object) throw new ProjectorConfigException($"{source}: projector config is a JSON {root.ValueKind.ToString().ToLowerInvariant()}; expected an object");
         try
         {
-            config = JsonSerializer.Deserialize<ProjectorConfig>(json, new JsonSerializerOptions { NumberHandling = JsonNumberHandling.Strict });
+            config = root.Deserialize<ProjectorConfig>(Runtime.JsonInput.StrictOptions);
         }
         catch (JsonException e)
         {
-            var key = e.Path is null ? "" : $" at {e.Path}";
-            throw new ProjectorConfigException($"{source}: invalid projector config JSON{key}: {e.Message.Split('.')[0]}");
+            throw new ProjectorConfigException("invalid projector config JSON: " + Runtime.JsonInput.TypeError(root, source, "projector config", e).Message);
         }
         if (config is null) throw new ProjectorConfigException($"{source}: projector config is JSON null; expected an object");
         config = config with { Source = source };
@@ -139,6 +146,10 @@ public sealed record ProjectorConfig
     {
         if (VisionWidth is not > 0) throw Error("mm_hidden_size", VisionWidth?.ToString() ?? "(absent)", "a positive integer (vision feature width)");
         if (LlmWidth is not > 0) throw Error("hidden_size", LlmWidth?.ToString() ?? "(absent)", "a positive integer (LLM width)");
+        if (VisionWidth > MaxWidth) throw Error("mm_hidden_size", VisionWidth.ToString()!, $"a width of at most {MaxWidth}");
+        if (LlmWidth > MaxWidth) throw Error("hidden_size", LlmWidth.ToString()!, $"a width of at most {MaxWidth}");
+        if (MultiLevelSizeRaw > MaxWidth || (long)MultiLevelSize > MaxWidth) throw Error("mm_vision_multi_level_size", MultiLevelSize.ToString(), $"a width of at most {MaxWidth}");
+        if (TextEmbeddingSize > MaxWidth) throw Error("mm_vision_output_text_embedding_size", TextEmbeddingSize.ToString()!, $"a width of at most {MaxWidth}");
         var depth = MlpDepth;
         if (depth == 0 && Width != LlmHidden)
             throw Error("mm_projector_type", "'identity'", $"a projector that maps mm_hidden_size {Width} to hidden_size {LlmHidden} (identity needs them equal)");
@@ -147,7 +158,7 @@ public sealed record ProjectorConfig
 
         if (InputTokenCount is not > 0) throw Error("mm_vision_output_token_count", InputTokenCount?.ToString() ?? "(absent)", "the positive number of vision tokens entering the compressor, a perfect square such as 576");
         var g = InputGrid;
-        if (g * g != InputTokenCount) throw Error("mm_vision_output_token_count", InputTokenCount.ToString()!, $"a perfect square (e.g. 576 = 24×24); nearest are {g * g} and {(g + 1) * (g + 1)}");
+        if ((long)g * g != InputTokenCount) throw Error("mm_vision_output_token_count", InputTokenCount.ToString()!, $"a perfect square (e.g. 576 = 24×24); nearest are {(long)g * g} and {(g + 1L) * (g + 1)}");
         if (kind == CompressionType.None) return this;
 
         if (KernelSize is null) throw Error("mm_vision_token_compression_kernel_size", "(absent)", $"an integer in [1, {g}]");
@@ -172,7 +183,33 @@ public sealed record ProjectorConfig
         return this;
     }
 
-    private static IEnumerable<int> Divisors(int n) => n <= 0 ? [] : Enumerable.Range(1, n).Where(d => n % d == 0);
+    /// <summary>Divisors in increasing order, found up to √n (a config with mm_hidden_size near int.MaxValue must not take seconds).</summary>
+    private static IEnumerable<int> Divisors(int n)
+    {
+        if (n <= 0) return [];
+        var small = new List<int>();
+        var large = new List<int>();
+        for (int d = 1; (long)d * d <= n; d++)
+            if (n % d == 0) { small.Add(d); if (d != n / d) large.Add(n / d); }
+        large.Reverse();
+        return small.Concat(large);
+    }
+
+    /// <summary>Largest width accepted for any mm_* size: real towers and LLMs are below 16384.</summary>
+    public const int MaxWidth = 1 << 20;
+
+    /// <summary>
+    /// An upper estimate of the projector's parameters from the config alone (floating point, so no overflow):
+    /// the MLP exactly, the compressor as its largest terms (query MLP, text projection, attention, conv).
+    /// </summary>
+    public double ParameterEstimate()
+    {
+        double c = Width, d = LlmHidden, depth = MlpDepth;
+        double mlp = depth == 0 ? 0 : c * d + d + (depth - 1) * (d * d + d);
+        double compressor = Compression == CompressionType.None || Compression == CompressionType.AvgPool ? 0
+            : c * ((double)MultiLevelSize + TextSize + 4.0 * c + (double)Kernel * Kernel + 8);
+        return mlp + compressor;
+    }
 
     /// <summary>The config as LLaVA-style JSON (defaults written out), e.g. to ship beside a projector.</summary>
     public string ToJson() => JsonSerializer.Serialize(this with { MultiLevelSizeRaw = MultiLevelSize, NumHeadsRaw = NumHeads },

@@ -81,9 +81,9 @@ public static class ProjectorTools
             {
                 tokens = projector.Forward(x, multi, text).to(float32).cpu(); // (B, V, D)
             }
-            catch (ArgumentException e)
+            catch (UserInputException e)
             {
-                throw new ArgumentException($"{featuresPath}: {e.Message}", e);
+                throw new UserInputException($"{featuresPath}: {e.Message}", e);
             }
         }
         Safetensors.Write(outPath, [new("image_tokens", tokens)], new Dictionary<string, string>

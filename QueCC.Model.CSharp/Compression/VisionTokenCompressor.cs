@@ -26,21 +26,21 @@ public abstract class VisionTokenCompressor : nn.Module
         var kind = config.CompressionTypeName ?? "none";
         long n = config.InputTokenCount ?? -1;
         if (x.dim() != 3 || x.shape[2] != config.Width || (n >= 0 && x.shape[1] != n))
-            throw new ArgumentException($"image_features: expected shape (B, {(n >= 0 ? n : "N")}, {config.Width}) for {kind}, got {Shape(x)}");
+            throw new UserInputException($"image_features: expected shape (B, {(n >= 0 ? n : "N")}, {config.Width}) for {kind}, got {Shape(x)}");
         var b = x.shape[0];
         if (config.NeedsMultiLevel)
         {
             if (multi is null)
-                throw new ArgumentException($"image_features_multi: {kind} needs the multi-level features (B, {x.shape[1]}, {config.MultiLevelSize}) but none were given");
+                throw new UserInputException($"image_features_multi: {kind} needs the multi-level features (B, {x.shape[1]}, {config.MultiLevelSize}) but none were given");
             if (multi.dim() != 3 || multi.shape[0] != b || multi.shape[1] != x.shape[1] || multi.shape[2] != config.MultiLevelSize)
-                throw new ArgumentException($"image_features_multi: expected shape ({b}, {x.shape[1]}, {config.MultiLevelSize}) for {kind}, got {Shape(multi)}");
+                throw new UserInputException($"image_features_multi: expected shape ({b}, {x.shape[1]}, {config.MultiLevelSize}) for {kind}, got {Shape(multi)}");
         }
         if (config.NeedsText)
         {
             if (text is null)
-                throw new ArgumentException($"text_features: {kind} needs the query text embedding (B, 1, {config.TextSize}) but none was given");
+                throw new UserInputException($"text_features: {kind} needs the query text embedding (B, 1, {config.TextSize}) but none was given");
             if (text.dim() != 3 || text.shape[0] != b || text.shape[1] != 1 || text.shape[2] != config.TextSize)
-                throw new ArgumentException($"text_features: expected shape ({b}, 1, {config.TextSize}) for {kind}, got {Shape(text)}");
+                throw new UserInputException($"text_features: expected shape ({b}, 1, {config.TextSize}) for {kind}, got {Shape(text)}");
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using QueCC.Model.Clip;
 using QueCC.Model.Llava;
@@ -28,6 +29,7 @@ public sealed record TokenizedExample(string Id, string ImagePath, List<int> Ids
 /// </summary>
 public static class LlavaJson
 {
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private static readonly string[] UserRoles = { "human", "user" };
     private static readonly string[] AssistantRoles = { "gpt", "assistant" };
 
@@ -39,26 +41,48 @@ public static class LlavaJson
     /// </summary>
     public static (List<LlavaRecord> Records, List<SkippedRecord> Skipped) Read(string jsonPath, string imagesDir)
     {
-        if (Directory.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: is a folder; expected a LLaVA data JSON file (e.g. {Path.Combine(jsonPath, "data.json")})", jsonPath);
-        if (!File.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath}: LLaVA data file not found", jsonPath);
+        if (Directory.Exists(jsonPath)) throw new UserInputException($"{jsonPath}: is a folder; expected a LLaVA data JSON file (e.g. {Path.Combine(jsonPath, "data.json")})");
+        if (!File.Exists(jsonPath)) throw new UserInputException($"{jsonPath}: LLaVA data file not found");
+        var bytes = File.ReadAllBytes(jsonPath);
+        var body = bytes.AsMemory();
+        if (body.Span.StartsWith("\uFEFF"u8)) body = body[3..];
+        // System.Text.Json validates UTF-8 inside strings only when they are read (and then throws
+        // InvalidOperationException mid-record), so the whole file is checked up front, naming the line.
+        try { StrictUtf8.GetCharCount(body.Span); }
+        catch (DecoderFallbackException e)
+        {
+            int line = 1 + body.Span[..Math.Max(0, e.Index)].Count((byte)'\n');
+            throw new UserInputException($"{jsonPath}:{line}: not valid UTF-8 (byte {e.Index}); expected a UTF-8 JSON file");
+        }
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath), new JsonDocumentOptions { AllowTrailingCommas = true }); }
-        catch (JsonException e) { throw new InvalidDataException($"{jsonPath}: not LLaVA JSON: the file is not valid JSON ({e.Message})"); }
+        try { doc = JsonDocument.Parse(body, new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new UserInputException($"{jsonPath}: not LLaVA JSON: the file is not valid JSON ({e.Message})"); }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Array)
-                throw new InvalidDataException($"{jsonPath}: not LLaVA JSON: expected a top-level array of {{\"id\", \"image\", \"conversations\"}} records, found {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
+                throw new UserInputException($"{jsonPath}: not LLaVA JSON: expected a top-level array of {{\"id\", \"image\", \"conversations\"}} records, found {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
             var records = new List<LlavaRecord>();
             var skipped = new List<SkippedRecord>();
             int index = 0;
+            var firstOfId = new Dictionary<string, int>();
             foreach (var e in doc.RootElement.EnumerateArray())
             {
-                var id = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("id", out var idEl)
-                    ? (idEl.ValueKind == JsonValueKind.String ? idEl.GetString()! : idEl.GetRawText())
-                    : $"#{index}";
-                var reason = Validate(e, imagesDir, out var record, id);
-                if (reason is null) records.Add(record!);
-                else skipped.Add(new SkippedRecord(index, id, reason));
+                string id = $"#{index}";
+                string? reason;
+                LlavaRecord? record = null;
+                try
+                {
+                    Runtime.JsonInput.CheckWellFormed(e, jsonPath, $"$[{index}]");
+                    if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("id", out var idEl))
+                        id = idEl.ValueKind == JsonValueKind.String ? idEl.GetString()! : idEl.GetRawText();
+                    // A repeated id is a copied record: training on it twice would silently reweight the data.
+                    reason = firstOfId.TryGetValue(id, out var first)
+                        ? $"id repeats record {first}; expected each id once"
+                        : Validate(e, imagesDir, out record, id);
+                }
+                catch (UserInputException u) { reason = u.Message[(jsonPath.Length + 2)..]; }
+                if (reason is null) { records.Add(record!); firstOfId[id] = index; }
+                else skipped.Add(new SkippedRecord(index, UserInputException.Shorten(id), reason));
                 index++;
             }
             return (records, skipped);
@@ -74,7 +98,11 @@ public static class LlavaJson
         var imagePath = Path.Combine(imagesDir, img.GetString()!);
         if (!File.Exists(imagePath)) return $"image file not found: {imagePath}";
         using (var codec = SKCodec.Create(imagePath))
-            if (codec is null) return $"image file is not a readable PNG/JPEG: {imagePath}";
+        {
+            if (codec is null) return $"image file is not a readable image (PNG, JPEG, WebP, GIF, BMP): {imagePath}";
+            long pixels = (long)codec.Info.Width * codec.Info.Height;
+            if (pixels > RgbImage.MaxPixels) return $"image {imagePath} declares {codec.Info.Width}x{codec.Info.Height} pixels, more than the limit {RgbImage.MaxPixels} ({RgbImage.MaxPixelsVariable})";
+        }
         if (!e.TryGetProperty("conversations", out var conv) || conv.ValueKind != JsonValueKind.Array)
             return "field 'conversations': expected an array of {\"from\", \"value\"} turns";
         var msgs = new List<(bool User, string Value)>();
@@ -136,10 +164,10 @@ public sealed class LlavaDataset
     public static LlavaDataset Load(string jsonPath, string imagesDir, ChatTokenizer tok, ConversationStyle style, int visualTokens,
                                     int maxLength, bool strict = false, Action<string>? log = null)
     {
-        if (maxLength <= visualTokens + 1) throw new ArgumentException($"max length {maxLength}: expected more than the {visualTokens} visual tokens + 1");
+        if (maxLength <= visualTokens + 1) throw new UserInputException($"max length {maxLength}: expected more than the {visualTokens} visual tokens + 1");
         var (records, skipped) = LlavaJson.Read(jsonPath, imagesDir);
         if (strict && skipped.Count > 0)
-            throw new InvalidDataException($"{jsonPath}: record {skipped[0].Index} (id {skipped[0].Id}): {skipped[0].Reason} (strict mode stops at the first malformed record)");
+            throw new UserInputException($"{jsonPath}: record {skipped[0].Index} (id {skipped[0].Id}): {skipped[0].Reason} (strict mode stops at the first malformed record)");
         var examples = new List<TokenizedExample>();
         foreach (var r in records)
         {
@@ -151,7 +179,7 @@ public sealed class LlavaDataset
             if (!ids.Contains(LlavaModel.ImageTokenIndex) || ex.SupervisedTokens == 0)
             {
                 var s = new SkippedRecord(-1, r.Id, $"longer than max length {maxLength}: no assistant token is left after truncation");
-                if (strict) throw new InvalidDataException($"{jsonPath}: record id {r.Id}: {s.Reason} (strict mode stops at the first malformed record)");
+                if (strict) throw new UserInputException($"{jsonPath}: record id {r.Id}: {s.Reason} (strict mode stops at the first malformed record)");
                 skipped.Add(s);
                 continue;
             }
@@ -159,7 +187,7 @@ public sealed class LlavaDataset
         }
         foreach (var s in skipped) log?.Invoke($"{jsonPath}: skipped record {(s.Index >= 0 ? s.Index + " " : "")}(id {s.Id}): {s.Reason}");
         if (examples.Count == 0)
-            throw new InvalidDataException($"{jsonPath}: no usable LLaVA records ({skipped.Count} skipped{(skipped.Count > 0 ? $"; first: id {skipped[0].Id}: {skipped[0].Reason}" : "")})");
+            throw new UserInputException($"{jsonPath}: no usable LLaVA records ({skipped.Count} skipped{(skipped.Count > 0 ? $"; first: id {skipped[0].Id}: {skipped[0].Reason}" : "")})");
         return new LlavaDataset(jsonPath, examples, skipped);
     }
 

@@ -39,9 +39,9 @@ public static class SyntheticData
     public static string Make(string kind, int count, int seed, int evalCount, string outDir)
     {
         var k = kind.Trim().ToLowerInvariant();
-        if (!Kinds.Contains(k)) throw new ArgumentException($"synthetic data kind '{kind}': expected one of {string.Join(", ", Kinds)}");
-        if (count < 1) throw new ArgumentException($"count {count}: expected at least 1");
-        if (evalCount < 0) throw new ArgumentException($"eval count {evalCount}: expected 0 or more");
+        if (!Kinds.Contains(k)) throw new UserInputException($"synthetic data kind '{kind}': expected one of {string.Join(", ", Kinds)}");
+        if (count < 1) throw new UserInputException($"count {count}: expected at least 1");
+        if (evalCount < 0) throw new UserInputException($"eval count {evalCount}: expected 0 or more");
         Directory.CreateDirectory(Path.Combine(outDir, "images"));
         using var typeface = LoadFont();
         string Split(string split, int n)
@@ -141,7 +141,7 @@ public static class SyntheticData
         if (tf is not null && tf.FamilyName.Contains("DejaVu")) return tf;
         const string file = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
         return (File.Exists(file) ? SKTypeface.FromFile(file) : null) ?? tf
-            ?? throw new FileNotFoundException($"{file}: the DejaVu Sans font is needed for the ocr data (Debian package fonts-dejavu-core)");
+            ?? throw new UserInputException($"{file}: the DejaVu Sans font is needed for the ocr data (Debian package fonts-dejavu-core)");
     }
 
     private static byte[] Encode(SKBitmap bmp)

@@ -18,9 +18,9 @@ public sealed record GenerationOptions
 
     public GenerationOptions Validate()
     {
-        if (MaxNewTokens < 0) throw new ArgumentException($"max new tokens {MaxNewTokens}: expected ≥ 0");
-        if (Temperature < 0 || double.IsNaN(Temperature)) throw new ArgumentException($"temperature {Temperature}: expected ≥ 0 (0 = greedy)");
-        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p {TopP}: expected in (0, 1]");
+        if (MaxNewTokens < 0) throw new UserInputException($"max new tokens {MaxNewTokens}: expected ≥ 0");
+        if (Temperature < 0 || double.IsNaN(Temperature)) throw new UserInputException($"temperature {Temperature}: expected ≥ 0 (0 = greedy)");
+        if (!(TopP > 0 && TopP <= 1)) throw new UserInputException($"top-p {TopP}: expected in (0, 1]");
         return this;
     }
 }
@@ -34,7 +34,7 @@ public static class TextGenerator
     /// <summary>Continues a single sequence given as token ids.</summary>
     public static GenerationResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int> promptIds, GenerationOptions options)
     {
-        if (promptIds.Count == 0) throw new ArgumentException("the prompt has no tokens");
+        if (promptIds.Count == 0) throw new UserInputException("the prompt has no tokens");
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var ids = torch.tensor(promptIds.Select(i => (long)i).ToArray(), device: model.parameters().First().device).unsqueeze(0); // (1, T)

@@ -31,7 +31,7 @@ public sealed record LlavaSettings
     {
         "pad" => ImageAspectMode.Pad,
         "square" or "resize" or "crop" => ImageAspectMode.CenterCrop,
-        _ => throw new InvalidDataException($"{source}: image_aspect_ratio '{ImageAspectRatio}' is not supported; expected pad or square (QueCC rejects anyres)"),
+        _ => throw new UserInputException(source, "image_aspect_ratio", $"'{ImageAspectRatio}'", "pad or square (QueCC rejects anyres)"),
     };
 }
 
@@ -42,16 +42,24 @@ public sealed record LlavaConfig(DecoderConfig Text, ProjectorConfig Projector, 
 
     public static LlavaConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: LLaVA config.json not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: LLaVA config.json not found");
         var json = File.ReadAllText(path);
         var text = DecoderConfig.FromJson(json, path);
         var projector = ProjectorConfig.Parse(json, path);
-        LlavaSettings settings;
-        try { settings = JsonSerializer.Deserialize<LlavaSettings>(json) ?? new LlavaSettings(); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: bad LLaVA setting ({e.Message})"); }
+        var settings = Runtime.JsonInput.Deserialize<LlavaSettings>(Runtime.JsonInput.ParseRoot(json, path), path, "LLaVA settings");
         if (projector.LlmHidden != text.HiddenSize)
-            throw new InvalidDataException($"{path}: hidden_size {text.HiddenSize} of the LLM differs from the projector's output width {projector.LlmHidden}");
+            throw new UserInputException(path, "hidden_size", text.HiddenSize.ToString(), $"the projector's output width {projector.LlmHidden}");
+        ValidateSettings(settings, path);
         return new LlavaConfig(text, projector, settings, path);
+    }
+
+    /// <summary>Settings checked at load so a bad value is reported before any weight is allocated.</summary>
+    private static void ValidateSettings(LlavaSettings s, string path)
+    {
+        _ = s.AspectMode(path);
+        if (s.SelectFeature != "patch") throw new UserInputException(path, "mm_vision_select_feature", $"'{s.SelectFeature}'", "patch");
+        if (s.MultiLevelLayers is { Length: 0 }) throw new UserInputException(path, "mm_vision_multi_level_layers", "[]", "a non-empty list of CLIP hidden-state indices");
+        if (s.ConversationTemplate is { } t) _ = Conversation.ParseStyle(t);
     }
 
     /// <summary>One JSON object: LLM keys, then mm_* projector keys, then LLaVA settings (as the reference's config.json).</summary>
@@ -94,14 +102,21 @@ public sealed class LlavaModel : IDisposable
     public LlavaModel(LlavaConfig config, ClipVisionConfig vision, Device? device = null)
     {
         Config = config;
+        var count = vision.NumHiddenLayers + 1;
+        foreach (var layer in config.Settings.Layers.Append(config.Settings.SelectLayer))
+            if (layer < -count || layer >= count)
+                throw new UserInputException(config.Source, "mm_vision_select_layer / mm_vision_multi_level_layers", layer.ToString(), $"hidden-state indices in [{-count}, {count - 1}] (the tower has {vision.NumHiddenLayers} layers)");
+        if (device?.type != DeviceType.META)
+            Runtime.ModelMemory.Check(config.Source, "the LLaVA model (vision tower + LLM + projector)",
+                vision.ParameterEstimate() + config.Text.ParameterCount() + config.Projector.ParameterEstimate());
         if (config.Projector.Width != vision.HiddenSize)
-            throw new InvalidDataException($"{config.Source}: mm_hidden_size {config.Projector.Width} differs from the vision tower's hidden_size {vision.HiddenSize}");
+            throw new UserInputException($"{config.Source}: mm_hidden_size {config.Projector.Width} differs from the vision tower's hidden_size {vision.HiddenSize}");
         if (config.Projector.InputTokenCount is { } n && n != vision.NumPatches)
-            throw new InvalidDataException($"{config.Source}: mm_vision_output_token_count {n} differs from the tower's {vision.NumPatches} patches");
+            throw new UserInputException($"{config.Source}: mm_vision_output_token_count {n} differs from the tower's {vision.NumPatches} patches");
         if (config.Projector.NeedsMultiLevel && config.Projector.MultiLevelSize != vision.HiddenSize * config.Settings.Layers.Count)
-            throw new InvalidDataException($"{config.Source}: mm_vision_multi_level_size {config.Projector.MultiLevelSize} ≠ {vision.HiddenSize} × {config.Settings.Layers.Count} multi-level layers");
+            throw new UserInputException($"{config.Source}: mm_vision_multi_level_size {config.Projector.MultiLevelSize} ≠ {vision.HiddenSize} × {config.Settings.Layers.Count} multi-level layers");
         if (config.Projector.NeedsText && config.Projector.TextSize != config.Text.HiddenSize)
-            throw new InvalidDataException($"{config.Source}: mm_vision_output_text_embedding_size {config.Projector.TextSize} must equal the LLM hidden_size {config.Text.HiddenSize} (the query embedding is the LLM's hidden state)");
+            throw new UserInputException($"{config.Source}: mm_vision_output_text_embedding_size {config.Projector.TextSize} must equal the LLM hidden_size {config.Text.HiddenSize} (the query embedding is the LLM's hidden state)");
         VisionTower = new ClipVisionModel(vision, device);
         Llm = new Qwen2ForCausalLM(config.Text, device);
         Projector = new MultimodalProjector(config.Projector, device);
@@ -141,7 +156,7 @@ public sealed class LlavaModel : IDisposable
         var last = new long[b];
         for (int i = 0; i < b; i++)
         {
-            if (queryIds[i].Count == 0) throw new ArgumentException($"sample {i}: the user query is empty; QueCC needs query text");
+            if (queryIds[i].Count == 0) throw new UserInputException($"sample {i}: the user query is empty; QueCC needs query text");
             for (int j = 0; j < queryIds[i].Count; j++) { ids[i, j] = queryIds[i][j]; mask[i, j] = 1; }
             last[i] = queryIds[i].Count - 1;
         }
@@ -157,7 +172,7 @@ public sealed class LlavaModel : IDisposable
         ClipVisionOutput outp;
         using (torch.no_grad()) outp = VisionTower.ForwardAll(pixels); // the tower is frozen in both stages
         if (Config.Settings.SelectFeature != "patch")
-            throw new InvalidDataException($"{Config.Source}: mm_vision_select_feature '{Config.Settings.SelectFeature}' is not supported; expected patch");
+            throw new UserInputException($"{Config.Source}: mm_vision_select_feature '{Config.Settings.SelectFeature}' is not supported; expected patch");
         var x = ClipFeatures.Select(outp.HiddenStates, Config.Settings.SelectLayer);                                            // (B, N, C)
         var multi = Config.Projector.NeedsMultiLevel ? ClipFeatures.MultiLevel(outp.HiddenStates, Config.Settings.Layers) : null; // (B, N, C·L)
         var p = Projector.parameters().FirstOrDefault();
@@ -224,7 +239,7 @@ public sealed class LlavaModel : IDisposable
         {
             int placeholders = ids[s].Count(t => t == ImageTokenIndex);
             if (placeholders != 1)
-                throw new ArgumentException($"sample {s}: the prompt has {placeholders} {ImagePlaceholder} placeholders but 1 image was given (QueCC takes exactly one image per sample)");
+                throw new UserInputException($"sample {s}: the prompt has {placeholders} {ImagePlaceholder} placeholders but 1 image was given (QueCC takes exactly one image per sample)");
             int at = ids[s].IndexOf(ImageTokenIndex);
             Tensor Embed(IEnumerable<int> t) => Llm.EmbedTokens(torch.tensor(t.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: dev)).to_type(visual.dtype); // (T, D)
             var v = visual[s];                                                                                      // (V, D)

@@ -24,7 +24,7 @@ public static class LlavaCheckpoint
         "float32" or "f32" or "fp32" => ScalarType.Float32,
         "float16" or "f16" or "fp16" => ScalarType.Float16,
         "bfloat16" or "bf16" => ScalarType.BFloat16,
-        _ => throw new ArgumentException($"dtype '{name}': expected float32, float16 or bfloat16"),
+        _ => throw new UserInputException($"dtype '{name}': expected float32, float16 or bfloat16"),
     };
 
     private static string DTypeJsonName(ScalarType t) => t switch
@@ -92,15 +92,15 @@ public static class LlavaCheckpoint
     /// </summary>
     public static LlavaModel Load(string modelDir, string? visionTowerDir = null, Device? device = null)
     {
-        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
+        if (!Directory.Exists(modelDir)) throw new UserInputException($"{modelDir}: model folder not found");
         var cfg = LlavaConfig.Load(Path.Combine(modelDir, "config.json"));
         using var ckpt = Checkpoint.Open(modelDir);
         string? towerDir = visionTowerDir ?? (Directory.Exists(Path.Combine(modelDir, VisionTowerFolder)) ? Path.Combine(modelDir, VisionTowerFolder) : null);
         bool embedded = towerDir is null && ckpt.Keys.Any(k => k.StartsWith(EmbeddedTowerPrefix, StringComparison.Ordinal));
         if (towerDir is null && !embedded)
-            throw new FileNotFoundException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint"
+            throw new UserInputException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint"
                 + (cfg.Settings.VisionTower is { } name ? $" (config.json names mm_vision_tower '{name}': pass a local copy of that checkpoint with --vision-tower DIR)" : ""));
-        if (visionTowerDir is not null && !Directory.Exists(visionTowerDir)) throw new DirectoryNotFoundException($"{visionTowerDir}: vision tower folder not found");
+        if (visionTowerDir is not null && !Directory.Exists(visionTowerDir)) throw new UserInputException($"{visionTowerDir}: vision tower folder not found");
         var visionCfg = towerDir is not null ? ClipVisionConfig.Load(Path.Combine(towerDir, "config.json")) : PresetsVisionFor(cfg);
         var tokenizer = HasTokenizer(modelDir) ? ChatTokenizer.Load(modelDir) : null;
         var model = new LlavaModel(cfg, visionCfg, device) { Tokenizer = tokenizer };
@@ -146,7 +146,7 @@ public static class LlavaCheckpoint
 
     private static ClipVisionConfig PresetsVisionFor(LlavaConfig cfg) =>
         cfg.Projector.Width == 1024 ? Presets.Presets.ClipVitL336
-        : throw new InvalidDataException($"{cfg.Source}: the tower is embedded in the checkpoint but its config is unknown for mm_hidden_size {cfg.Projector.Width}; pass a vision tower folder");
+        : throw new UserInputException($"{cfg.Source}: the tower is embedded in the checkpoint but its config is unknown for mm_hidden_size {cfg.Projector.Width}; pass a vision tower folder");
 
     private static bool HasTokenizer(string dir) =>
         File.Exists(Path.Combine(dir, "tokenizer.json")) || File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));

@@ -31,7 +31,7 @@ public static class LlavaEntryPoints
         using var scope = torch.NewDisposeScope();
         var p = Presets.Presets.Get(preset);
         if (p.ConfigOnly)
-            throw new ArgumentException($"preset '{preset}' has real model shapes and is configuration-only; random init is for tiny or small (load real weights instead)");
+            throw new UserInputException($"preset '{preset}' has real model shapes and is configuration-only; random init is for tiny or small (load real weights instead)");
         var cfg = BuildConfig(p, compressor, visualTokens);
         torch.manual_seed(seed);
         using var model = new LlavaModel(cfg, p.Vision);
@@ -60,14 +60,14 @@ public static class LlavaEntryPoints
         int? kernel = null;
         if (kind == "none")
         {
-            if (visualTokens != n) throw new ArgumentException($"visual tokens {visualTokens}: compressor none passes all {n} patch tokens; expected {n}");
+            if (visualTokens != n) throw new UserInputException($"visual tokens {visualTokens}: compressor none passes all {n} patch tokens; expected {n}");
         }
         else
         {
             int h = (int)Math.Round(Math.Sqrt(visualTokens));
             var allowed = Enumerable.Range(1, grid).Where(d => grid % d == 0).Select(d => d * d);
             if (visualTokens < 1 || h * h != visualTokens || grid % h != 0)
-                throw new ArgumentException($"visual tokens {visualTokens}: expected h² with h dividing the {grid}×{grid} patch grid: one of {string.Join(", ", allowed)}");
+                throw new UserInputException($"visual tokens {visualTokens}: expected h² with h dividing the {grid}×{grid} patch grid: one of {string.Join(", ", allowed)}");
             kernel = grid / h;
         }
         var projector = new ProjectorConfig
@@ -90,7 +90,7 @@ public static class LlavaEntryPoints
     {
         var image = RgbImage.Load(imagePath);
         using var model = LlavaCheckpoint.Load(modelDir, visionTowerDir);
-        if (model.Tokenizer is null) throw new FileNotFoundException($"{modelDir}: no tokenizer files (vocab.json + merges.txt or tokenizer.model)");
+        if (model.Tokenizer is null) throw new UserInputException($"{modelDir}: no tokenizer files (vocab.json + merges.txt or tokenizer.model)");
         return model.Answer(image, prompt, new GenerationOptions { MaxNewTokens = maxNewTokens, Temperature = temperature, Seed = seed, TopP = topP });
     }
 

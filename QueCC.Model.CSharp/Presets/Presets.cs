@@ -108,7 +108,7 @@ public static class Presets
     /// <summary>A LLaVA pairing by name; the real LLM names pair with clip-vit-l-336.</summary>
     public static ModelPreset Get(string name) =>
         All.TryGetValue(name.Trim().ToLowerInvariant(), out var p) ? p
-        : throw new ArgumentException($"preset '{name}': expected one of {string.Join(", ", All.Keys)}");
+        : throw new UserInputException($"preset '{name}': expected one of {string.Join(", ", All.Keys)}");
 
     /// <summary>Vision tower config by name: clip-vit-l-336, or a pairing preset's tower.</summary>
     public static ClipVisionConfig Vision(string name) =>

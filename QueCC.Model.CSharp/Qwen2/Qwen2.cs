@@ -41,30 +41,46 @@ public abstract record DecoderConfig
     [JsonIgnore] public int HeadDim => ExplicitHeadDim ?? HiddenSize / NumAttentionHeads;
 
     /// <summary>LLM parameters N from the shapes alone (the paper's cost model 2·N·(Q+V) needs it for configs with no weights).</summary>
-    public long ParameterCount()
+    public long ParameterCount() => checked(ParameterCountUnchecked());
+
+    private long ParameterCountUnchecked()
     {
+        checked
+        {
         long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim, inter = IntermediateSize, vocab = VocabSize;
         long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0); // q, k, v, o (+ biases)
         long perLayer = attention + 3 * h * inter + (MlpBiasEnabled ? 2 * inter + h : 0) + 2 * h;       // + gate/up/down (+ biases) + two RMSNorms
         return vocab * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * perLayer + h;
+        }
     }
 
     public DecoderConfig Validate(string source = "decoder config")
     {
-        void Positive(string key, int v) { if (v <= 0) throw new InvalidDataException($"{source}: {key} must be a positive integer, got {v}"); }
+        UserInputException Bad(string key, object? value, string expected) => new(source, key, value?.ToString() ?? "null", expected);
+        void Positive(string key, int v) { if (v <= 0) throw Bad(key, v, "a positive integer"); }
         Positive("vocab_size", VocabSize); Positive("hidden_size", HiddenSize); Positive("intermediate_size", IntermediateSize);
         Positive("num_hidden_layers", NumHiddenLayers); Positive("num_attention_heads", NumAttentionHeads); Positive("num_key_value_heads", KeyValueHeads);
-        if (ExplicitHeadDim is { } hd && hd <= 0) throw new InvalidDataException($"{source}: head_dim must be a positive integer, got {hd}");
+        Positive("max_position_embeddings", MaxPositionEmbeddings);
+        if (ExplicitHeadDim is { } hd && hd <= 0) throw Bad("head_dim", hd, "a positive integer");
         if (ExplicitHeadDim is null && HiddenSize % NumAttentionHeads != 0)
-            throw new InvalidDataException($"{source}: hidden_size {HiddenSize} must be divisible by num_attention_heads {NumAttentionHeads}");
+            throw Bad("hidden_size", HiddenSize, $"a multiple of num_attention_heads {NumAttentionHeads} (or an explicit head_dim)");
         if (HeadDim % 2 != 0)
-            throw new InvalidDataException($"{source}: head dim hidden_size/num_attention_heads = {HeadDim} must be even for RoPE");
+            throw Bad(ExplicitHeadDim is null ? "num_attention_heads" : "head_dim", ExplicitHeadDim ?? NumAttentionHeads, $"a value giving an even head dim for RoPE (head dim = {HeadDim})");
         if (NumAttentionHeads % KeyValueHeads != 0)
-            throw new InvalidDataException($"{source}: num_attention_heads {NumAttentionHeads} must be a multiple of num_key_value_heads {KeyValueHeads}");
+            throw Bad("num_key_value_heads", KeyValueHeads, $"a divisor of num_attention_heads {NumAttentionHeads}");
         if (HiddenAct != "silu")
-            throw new InvalidDataException($"{source}: hidden_act '{HiddenAct}' is not supported; expected silu");
+            throw Bad("hidden_act", $"'{HiddenAct}'", "silu");
         if (RopeScaling is { ValueKind: not JsonValueKind.Null })
-            throw new InvalidDataException($"{source}: rope_scaling is not supported; expected null or absent");
+            throw Bad("rope_scaling", RopeScaling.Value.GetRawText(), "null or absent (rope scaling is not supported)");
+        if (!(RmsNormEps > 0 && double.IsFinite(RmsNormEps))) throw Bad("rms_norm_eps", RmsNormEps, "a positive finite number");
+        if (!(RopeTheta > 1 && double.IsFinite(RopeTheta))) throw Bad("rope_theta", RopeTheta, "a finite number > 1");
+        if (BosTokenId is { } bos && (bos < 0 || bos >= VocabSize)) throw Bad("bos_token_id", bos, $"a token id in [0, vocab_size {VocabSize})");
+        foreach (var eos in EosTokenId ?? [])
+            if (eos < 0 || eos >= VocabSize) throw Bad("eos_token_id", eos, $"token ids in [0, vocab_size {VocabSize})");
+        if (TorchDtype is not (null or "float32" or "float16" or "bfloat16" or "auto"))
+            throw Bad("torch_dtype", $"'{TorchDtype}'", "float32, float16, bfloat16 or auto");
+        try { _ = ParameterCount(); }
+        catch (OverflowException) { throw Bad("hidden_size", HiddenSize, $"sizes whose parameter count fits in 64 bits (vocab_size {VocabSize}, intermediate_size {IntermediateSize}, num_hidden_layers {NumHiddenLayers})"); }
         return this;
     }
 
@@ -72,19 +88,20 @@ public abstract record DecoderConfig
     public static DecoderConfig FromJson(string json, string source = "config.json")
     {
         var root = Runtime.JsonInput.ParseRoot(json, source);
-        string modelType = root.TryGetProperty("model_type", out var mt) && mt.ValueKind == JsonValueKind.String ? mt.GetString()! : "";
-        DecoderConfig? cfg = modelType switch
+        if (root.ValueKind != JsonValueKind.Object) throw new UserInputException($"{source}: decoder config is a JSON {root.ValueKind.ToString().ToLowerInvariant()}; expected an object");
+        string modelType = root.TryGetProperty("model_type", out var mt) && mt.ValueKind == JsonValueKind.String ? mt.GetString()! : mt.ValueKind == JsonValueKind.Undefined ? "" : mt.GetRawText();
+        DecoderConfig cfg = modelType switch
         {
-            "qwen2" or "llava_qwen2" or "llava_qwen" => root.Deserialize<Qwen2Config>(),
-            "llama" or "llava_llama" or "llava" => root.Deserialize<LlamaConfig>(),
-            _ => throw new InvalidDataException($"{source}: model_type '{modelType}' is not supported; expected qwen2, llama, llava_qwen2 or llava_llama"),
+            "qwen2" or "llava_qwen2" or "llava_qwen" => Runtime.JsonInput.Deserialize<Qwen2Config>(root, source, "decoder config"),
+            "llama" or "llava_llama" or "llava" => Runtime.JsonInput.Deserialize<LlamaConfig>(root, source, "decoder config"),
+            _ => throw new UserInputException(source, "model_type", $"'{modelType}'", "qwen2, llama, llava_qwen2 or llava_llama"),
         };
-        return cfg!.Validate(source);
+        return cfg.Validate(source);
     }
 
     public static DecoderConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: decoder config file not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: decoder config file not found");
         return FromJson(File.ReadAllText(path), path);
     }
 
@@ -124,7 +141,8 @@ internal sealed class IntOrIntArrayConverter : JsonConverter<int[]>
     public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
         if (reader.TokenType == JsonTokenType.Null) return null;
-        if (reader.TokenType == JsonTokenType.Number) return new[] { reader.GetInt32() };
+        if (reader.TokenType == JsonTokenType.Number)
+            return reader.TryGetInt32(out var id) ? new[] { id } : throw new JsonException("The JSON value could not be converted to System.Int32.");
         return JsonSerializer.Deserialize<int[]>(ref reader);
     }
 
@@ -371,6 +389,7 @@ public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
     public Qwen2ForCausalLM(DecoderConfig cfg, Device? device = null) : base(nameof(Qwen2ForCausalLM))
     {
         Config = cfg.Validate();
+        if (device?.type != DeviceType.META) Runtime.ModelMemory.Check("decoder config", "the LLM", cfg.ParameterCount());
         model = new DecoderModel(cfg, device);
         if (!cfg.TieWordEmbeddings) lm_head = Linear(cfg.HiddenSize, cfg.VocabSize, hasBias: false, device: device);
         RegisterComponents();

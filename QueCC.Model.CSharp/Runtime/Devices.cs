@@ -17,10 +17,10 @@ public static class Devices
                 return CPU;
             case var s when s == "cuda" || s.StartsWith("cuda:"):
                 if (!torch.cuda.is_available())
-                    throw new ArgumentException($"device '{name}': CUDA is not available in the loaded TorchSharp runtime (TorchSharp-cpu has none); expected one of auto, cpu");
+                    throw new UserInputException($"device '{name}': CUDA is not available in the loaded TorchSharp runtime (TorchSharp-cpu has none); expected one of auto, cpu");
                 return torch.device(s);
             default:
-                throw new ArgumentException($"device '{name}': expected one of auto, cpu, cuda, cuda:N");
+                throw new UserInputException($"device '{name}': expected one of auto, cpu, cuda, cuda:N");
         }
     }
 }

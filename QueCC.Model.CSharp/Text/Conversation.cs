@@ -24,7 +24,7 @@ public static class Conversation
         "qwen" or "qwen_1_5" or "qwen1.5" or "chatml" => ConversationStyle.Qwen15Chat,
         "vicuna" or "vicuna_v1" or "v1" => ConversationStyle.VicunaV1,
         "plain" => ConversationStyle.Plain,
-        _ => throw new ArgumentException($"conversation template '{name}': expected qwen_1_5, vicuna_v1 or plain"),
+        _ => throw new UserInputException($"conversation template '{name}': expected qwen_1_5, vicuna_v1 or plain"),
     };
 
     /// <summary>The template of an LLM config's model_type: Llama → Vicuna v1, Qwen2 → Qwen-1.5 chat.</summary>

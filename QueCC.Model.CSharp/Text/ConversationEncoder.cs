@@ -53,16 +53,16 @@ public static class ConversationEncoder
         var turns = new List<(string, string?)>();
         for (int i = 0; i < msgs.Count; i += 2)
         {
-            if (!IsHuman(msgs[i].From)) throw new InvalidDataException($"{source}: conversations[{i}].from is '{msgs[i].From}'; expected human (turns alternate human, gpt)");
+            if (!IsHuman(msgs[i].From)) throw new UserInputException($"{source}: conversations[{i}].from is '{msgs[i].From}'; expected human (turns alternate human, gpt)");
             string? answer = null;
             if (i + 1 < msgs.Count)
             {
-                if (IsHuman(msgs[i + 1].From)) throw new InvalidDataException($"{source}: conversations[{i + 1}].from is '{msgs[i + 1].From}'; expected gpt (turns alternate human, gpt)");
+                if (IsHuman(msgs[i + 1].From)) throw new UserInputException($"{source}: conversations[{i + 1}].from is '{msgs[i + 1].From}'; expected gpt (turns alternate human, gpt)");
                 answer = MoveImageToFront(msgs[i + 1].Value);
             }
             turns.Add((MoveImageToFront(msgs[i].Value), answer));
         }
-        if (turns.Count == 0) throw new InvalidDataException($"{source}: no human message");
+        if (turns.Count == 0) throw new UserInputException($"{source}: no human message");
         return turns;
     }
 
@@ -96,7 +96,7 @@ public static class ConversationEncoder
     public static EncodedConversation EncodeMessages(ChatTokenizer tok, ConversationStyle template, IReadOnlyList<(string From, string Value)> messages, string source = "conversation")
     {
         if (template == ConversationStyle.Plain && messages.Count != 2)
-            throw new InvalidDataException($"{source}: the plain template takes exactly 2 messages (human with <image>, gpt caption); found {messages.Count}");
+            throw new UserInputException($"{source}: the plain template takes exactly 2 messages (human with <image>, gpt caption); found {messages.Count}");
         return Encode(tok, template, TurnsFromMessages(messages, source));
     }
 
@@ -168,8 +168,8 @@ public static class ConversationEncoder
 
     private static (List<int>, List<int>) Qwen(ChatTokenizer tok, IReadOnlyList<(string User, string? Assistant)> turns, bool prompt)
     {
-        int imStart = tok.TokenToId("<|im_start|>") ?? throw new InvalidDataException("the qwen_1_5 template needs a tokenizer with <|im_start|>");
-        int imEnd = tok.TokenToId("<|im_end|>") ?? throw new InvalidDataException("the qwen_1_5 template needs a tokenizer with <|im_end|>");
+        int imStart = tok.TokenToId("<|im_start|>") ?? throw new UserInputException("the qwen_1_5 template needs a tokenizer with <|im_start|>");
+        int imEnd = tok.TokenToId("<|im_end|>") ?? throw new UserInputException("the qwen_1_5 template needs a tokenizer with <|im_end|>");
         var nl = tok.Encode("\n");
         var unmask = new HashSet<int> { imStart, imEnd };
         if (nl.Count == 1) unmask.Add(nl[0]);
@@ -211,8 +211,8 @@ public static class ConversationEncoder
     private static (List<int>, List<int>) Plain(ChatTokenizer tok, IReadOnlyList<(string User, string? Assistant)> turns, bool prompt)
     {
         if (prompt) return (TokenizerImageToken(tok, ImagePlaceholder), new List<int>());
-        if (turns.Count != 1) throw new InvalidDataException($"the plain template takes one (image, caption) pair; the conversation has {turns.Count} turns");
-        if (!turns[0].User.Contains(ImagePlaceholder, StringComparison.Ordinal)) throw new InvalidDataException("the plain template needs <image> in the human message");
+        if (turns.Count != 1) throw new UserInputException($"the plain template takes one (image, caption) pair; the conversation has {turns.Count} turns");
+        if (!turns[0].User.Contains(ImagePlaceholder, StringComparison.Ordinal)) throw new UserInputException("the plain template needs <image> in the human message");
         var ids = TokenizerImageToken(tok, ImagePlaceholder + turns[0].Assistant + "\n");
         var target = new List<int>(ids);
         PySliceFill(target, 0, TokenizerImageToken(tok, ImagePlaceholder).Count);
@@ -235,18 +235,18 @@ public static class ConversationEncoder
     /// <summary>LLaVA "conversations" records of a JSON file: (id, messages). Only the shape is checked; templates check the rest.</summary>
     public static List<(string Id, List<(string From, string Value)> Messages)> ReadRecords(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: conversations file not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: conversations file not found");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not valid JSON ({e.Message})"); }
         using var _ = doc;
-        if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"{path}: expected a top-level array of LLaVA records, found {doc.RootElement.ValueKind}");
+        if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new UserInputException($"{path}: expected a top-level array of LLaVA records, found {doc.RootElement.ValueKind}");
         var result = new List<(string, List<(string, string)>)>();
         int index = 0;
         foreach (var r in doc.RootElement.EnumerateArray())
         {
             if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("conversations", out var conv) || conv.ValueKind != JsonValueKind.Array)
-                throw new InvalidDataException($"{path}: record {index}: expected an object with a 'conversations' array");
+                throw new UserInputException($"{path}: record {index}: expected an object with a 'conversations' array");
             var id = r.TryGetProperty("id", out var idEl) ? (idEl.ValueKind == JsonValueKind.String ? idEl.GetString()! : idEl.GetRawText()) : $"#{index}";
             var msgs = new List<(string, string)>();
             int k = 0;
@@ -254,7 +254,7 @@ public static class ConversationEncoder
             {
                 if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("from", out var f) || f.ValueKind != JsonValueKind.String
                     || !m.TryGetProperty("value", out var v) || v.ValueKind != JsonValueKind.String)
-                    throw new InvalidDataException($"{path}: record {index} (id {id}): conversations[{k}]: expected {{\"from\": string, \"value\": string}}");
+                    throw new UserInputException($"{path}: record {index} (id {id}): conversations[{k}]: expected {{\"from\": string, \"value\": string}}");
                 msgs.Add((f.GetString()!, v.GetString()!));
                 k++;
             }

@@ -48,15 +48,15 @@ public sealed class SentencePieceBpe
         }
         _userDefined = Enumerable.Range(0, _pieces.Length).Where(i => _types[i] == PieceType.UserDefined).Select(i => _pieces[i]).OrderByDescending(p => p.Length).ToList();
         long modelType = trainer.GetValueOrDefault(3, 1);
-        if (modelType != 2) throw new InvalidDataException($"{path}: SentencePiece model_type {modelType} is not supported; expected 2 (BPE, as Llama/Vicuna models are)");
-        if (trainer.GetValueOrDefault(24, 0) != 0) throw new InvalidDataException($"{path}: treat_whitespace_as_suffix is not supported");
+        if (modelType != 2) throw new UserInputException($"{path}: SentencePiece model_type {modelType} is not supported; expected 2 (BPE, as Llama/Vicuna models are)");
+        if (trainer.GetValueOrDefault(24, 0) != 0) throw new UserInputException($"{path}: treat_whitespace_as_suffix is not supported");
         ByteFallback = trainer.GetValueOrDefault(35, 0) != 0;
         UnknownId = (int)trainer.GetValueOrDefault(40, 0);
         BosId = (int)trainer.GetValueOrDefault(41, 1);
         EosId = (int)trainer.GetValueOrDefault(42, 2);
         var name = normalizer.GetValueOrDefault(1) as string ?? "";
         if (normalizer.GetValueOrDefault(2) is byte[] { Length: > 0 } || name is not ("identity" or ""))
-            throw new InvalidDataException($"{path}: SentencePiece normalizer '{name}' (with a precompiled character map) is not supported; expected 'identity' (as Llama/Vicuna models have)");
+            throw new UserInputException($"{path}: SentencePiece normalizer '{name}' (with a precompiled character map) is not supported; expected 'identity' (as Llama/Vicuna models have)");
         _addDummyPrefix = normalizer.GetValueOrDefault(3) is not long a || a != 0;
         _removeExtraWhitespaces = normalizer.GetValueOrDefault(4) is not long r || r != 0;
         _escapeWhitespaces = normalizer.GetValueOrDefault(5) is not long e || e != 0;
@@ -91,8 +91,8 @@ public sealed class SentencePieceBpe
                         normalizer[f] = w == 0 ? v : f == 1 ? Encoding.UTF8.GetString(data, b.Start, b.End - b.Start) : data[b.Start..b.End];
             }
         }
-        catch (IndexOutOfRangeException) { throw new InvalidDataException($"{path}: not a SentencePiece model (truncated protobuf)"); }
-        if (pieces.Count == 0) throw new InvalidDataException($"{path}: not a SentencePiece model (no pieces)");
+        catch (IndexOutOfRangeException) { throw new UserInputException($"{path}: not a SentencePiece model (truncated protobuf)"); }
+        if (pieces.Count == 0) throw new UserInputException($"{path}: not a SentencePiece model (no pieces)");
         return new SentencePieceBpe(pieces, trainer, normalizer, path);
     }
 

@@ -14,7 +14,7 @@ public static class TokenizeCommand
     /// </summary>
     public static void Texts(string tokenizerDir, string inputJsonl, bool addSpecialTokens, TextWriter output)
     {
-        if (!File.Exists(inputJsonl)) throw new FileNotFoundException($"{inputJsonl}: input file not found", inputJsonl);
+        if (!File.Exists(inputJsonl)) throw new UserInputException($"{inputJsonl}: input file not found");
         var texts = new List<string>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(inputJsonl))
@@ -23,11 +23,11 @@ public static class TokenizeCommand
             if (line.Trim().Length == 0) continue;
             JsonDocument doc;
             try { doc = JsonDocument.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{inputJsonl}:{lineNo}: not a JSON object ({e.Message}); expected {{\"text\": \"…\"}}"); }
+            catch (JsonException e) { throw new UserInputException($"{inputJsonl}:{lineNo}: not a JSON object ({e.Message}); expected {{\"text\": \"…\"}}"); }
             using (doc)
             {
                 if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
-                    throw new InvalidDataException($"{inputJsonl}:{lineNo}: expected {{\"text\": \"…\"}} with a string text");
+                    throw new UserInputException($"{inputJsonl}:{lineNo}: expected {{\"text\": \"…\"}} with a string text");
                 texts.Add(t.GetString()!);
             }
         }

@@ -84,7 +84,7 @@ public sealed class ChatTokenizer
     /// <summary>Loads from a checkpoint folder. Errors name the folder and the file that is missing or bad.</summary>
     public static ChatTokenizer Load(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: tokenizer folder not found");
+        if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: tokenizer folder not found");
         var cfgPath = Path.Combine(dir, "tokenizer_config.json");
         var cfg = ReadJson(cfgPath);
         string json = Path.Combine(dir, "tokenizer.json"), vocab = Path.Combine(dir, "vocab.json"), merges = Path.Combine(dir, "merges.txt"), spm = Path.Combine(dir, "tokenizer.model");
@@ -93,7 +93,7 @@ public sealed class ChatTokenizer
         double maxLength = 1e30;
         if (cfg?["model_max_length"] is { } ml)
             maxLength = ml is JsonValue mv && mv.TryGetValue<double>(out var d) ? d
-                : throw new InvalidDataException($"{cfgPath}: model_max_length is {ml.ToJsonString()}; expected a number");
+                : throw new UserInputException($"{cfgPath}: model_max_length is {ml.ToJsonString()}; expected a number");
         ChatTokenizer? tok = null;
         if (File.Exists(json)) tok = LoadTokenizerJson(dir, json, cfg, cfgPath, cfgAddBos, cfgAddEos);
         else if (File.Exists(vocab) && File.Exists(merges)) tok = LoadByteLevelBpe(dir, vocab, merges, cfg, cfgPath, cfgAddBos, cfgAddEos);
@@ -108,12 +108,12 @@ public sealed class ChatTokenizer
                 unk = tok.TokenToId(unkText);
             return new ChatTokenizer(tok) { UnkTokenId = unk ?? tok.UnkTokenId, Legacy = legacy, ModelMaxLength = maxLength };
         }
-        throw new FileNotFoundException($"{dir}: no tokenizer found; expected tokenizer.json, vocab.json + merges.txt (byte-level BPE) or tokenizer.model (SentencePiece)");
+        throw new UserInputException($"{dir}: no tokenizer found; expected tokenizer.json, vocab.json + merges.txt (byte-level BPE) or tokenizer.model (SentencePiece)");
     }
 
     private static ChatTokenizer LoadTokenizerJson(string dir, string path, JsonObject? cfg, string cfgPath, bool? addBos, bool? addEos)
     {
-        var tj = ReadJson(path) ?? throw new InvalidDataException($"{path}: expected a JSON object");
+        var tj = ReadJson(path) ?? throw new UserInputException($"{path}: expected a JSON object");
         var specials = new Dictionary<string, int>();
         if (tj["added_tokens"] is JsonArray arr)
             foreach (var t in arr)
@@ -123,7 +123,7 @@ public sealed class ChatTokenizer
         {
             case JsonObject v: foreach (var (k, id) in v) if (id is not null) pieces[k] = id.GetValue<int>(); break;
             case JsonArray list: for (int i = 0; i < list.Count; i++) if (list[i] is JsonArray e && e[0]?.GetValue<string>() is { } p) pieces.TryAdd(p, i); break;
-            default: throw new InvalidDataException($"{path}: model.vocab is missing; expected the tokenizer model's vocabulary");
+            default: throw new UserInputException($"{path}: model.vocab is missing; expected the tokenizer model's vocabulary");
         }
         Tokenizers.DotNet.Tokenizer withPost, plain;
         // The native encoder always runs the post-processor (add_special_tokens=true); add_special_tokens=false is the
@@ -138,7 +138,7 @@ public sealed class ChatTokenizer
         }
         catch (Tokenizers.DotNet.TokenizerException e)
         {
-            throw new InvalidDataException($"{path}: Hugging Face tokenizers could not load it ({e.Message})");
+            throw new UserInputException($"{path}: Hugging Face tokenizers could not load it ({e.Message})");
         }
         finally { try { File.Delete(tmp); } catch (IOException) { } }
         int count = Math.Max(pieces.Values.DefaultIfEmpty(-1).Max(), specials.Values.DefaultIfEmpty(-1).Max()) + 1;
@@ -164,7 +164,7 @@ public sealed class ChatTokenizer
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidDataException($"{dir}: vocab.json/merges.txt could not be loaded as a byte-level BPE tokenizer ({e.Message})");
+            throw new UserInputException($"{dir}: vocab.json/merges.txt could not be loaded as a byte-level BPE tokenizer ({e.Message})");
         }
         int count = Math.Max(inner.Vocabulary.Values.DefaultIfEmpty(-1).Max(), specials.Values.DefaultIfEmpty(-1).Max()) + 1;
         var (eos, pad, bos) = SpecialIds(cfg, cfgPath, specials, s => inner.Vocabulary.TryGetValue(s, out var id) ? id : null);
@@ -219,9 +219,9 @@ public sealed class ChatTokenizer
         {
             if (cfg is null || !cfg.TryGetPropertyValue(key, out var node) || node is null) return null;
             string? content = node is JsonValue v && v.TryGetValue<string>(out var str) ? str : node is JsonObject o ? o["content"]?.GetValue<string>() : null;
-            if (content is null) throw new InvalidDataException($"{cfgPath}: {key} is {node.ToJsonString()}; expected a token string or {{\"content\": …}}");
+            if (content is null) throw new UserInputException($"{cfgPath}: {key} is {node.ToJsonString()}; expected a token string or {{\"content\": …}}");
             if (specials.TryGetValue(content, out var id)) return id;
-            return piece(content) ?? throw new InvalidDataException($"{cfgPath}: {key} '{content}' is not a token of the vocabulary");
+            return piece(content) ?? throw new UserInputException($"{cfgPath}: {key} '{content}' is not a token of the vocabulary");
         }
         return (Id("eos_token"), Id("pad_token"), Id("bos_token"));
     }
@@ -230,14 +230,18 @@ public sealed class ChatTokenizer
     {
         if (cfg is null || !cfg.TryGetPropertyValue(key, out var node) || node is null) return null;
         return node is JsonValue v && v.TryGetValue<bool>(out var b) ? b
-            : throw new InvalidDataException($"{cfgPath}: {key} is {node.ToJsonString()}; expected true or false");
+            : throw new UserInputException($"{cfgPath}: {key} is {node.ToJsonString()}; expected true or false");
     }
 
     private static JsonObject? ReadJson(string path)
     {
         if (!File.Exists(path)) return null;
-        try { return JsonNode.Parse(File.ReadAllText(path)) as JsonObject; }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        // JsonNode throws ArgumentException on a repeated key only when it is read; the document is checked first.
+        var text = File.ReadAllText(path);
+        try { using var doc = JsonDocument.Parse(text); Runtime.JsonInput.CheckWellFormed(doc.RootElement, path); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not valid JSON ({e.Message})"); }
+        try { return JsonNode.Parse(text) as JsonObject; }
+        catch (JsonException e) { throw new UserInputException($"{path}: not valid JSON ({e.Message})"); }
     }
 
     /// <summary>tokenizer_config.json "added_tokens_decoder" {id: {content}}.</summary>
@@ -247,7 +251,7 @@ public sealed class ChatTokenizer
         if (cfg?["added_tokens_decoder"] is JsonObject dec)
             foreach (var (idText, t) in dec)
             {
-                if (!int.TryParse(idText, out var id)) throw new InvalidDataException($"{cfgPath}: added_tokens_decoder key '{idText}' is not an integer id");
+                if (!int.TryParse(idText, out var id)) throw new UserInputException($"{cfgPath}: added_tokens_decoder key '{idText}' is not an integer id");
                 if (t?["content"]?.GetValue<string>() is { } c) specials[c] = id;
             }
         return specials;

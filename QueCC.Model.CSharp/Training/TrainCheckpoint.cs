@@ -90,7 +90,7 @@ public static class TrainCheckpoint
     public static TrainerState ReadState(string checkpointDir)
     {
         var path = Path.Combine(checkpointDir, StateFile);
-        try { return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty trainer state"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid trainer_state.json ({e.Message})"); }
+        try { return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path)) ?? throw new UserInputException($"{path}: empty trainer state"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not a valid trainer_state.json ({e.Message})"); }
     }
 }

@@ -32,7 +32,7 @@ public static class Trainer
     {
         "pretrain" or "stage1" or "1" => TrainStage.Pretrain,
         "finetune" or "stage2" or "2" => TrainStage.Finetune,
-        _ => throw new ArgumentException($"stage '{stage}': expected pretrain or finetune"),
+        _ => throw new UserInputException($"stage '{stage}': expected pretrain or finetune"),
     };
 
     /// <summary>Peak learning rate: the option, else the reference's 1e-3 (pretrain) / 2e-5 (finetune).</summary>
@@ -40,22 +40,38 @@ public static class Trainer
 
     private static void Validate(TrainOptions o)
     {
-        if (string.IsNullOrWhiteSpace(o.ModelDir)) throw new ArgumentException("model dir: expected a model folder");
-        if (string.IsNullOrWhiteSpace(o.DataJson)) throw new ArgumentException("data: expected a LLaVA JSON file");
-        if (string.IsNullOrWhiteSpace(o.OutDir)) throw new ArgumentException("out dir: expected a folder for checkpoints and metrics");
-        void Positive(string name, double v) { if (!(v > 0)) throw new ArgumentException($"{name} {v}: expected a positive value"); }
+        if (string.IsNullOrWhiteSpace(o.ModelDir)) throw new UserInputException("model dir: expected a model folder");
+        if (string.IsNullOrWhiteSpace(o.DataJson)) throw new UserInputException("data: expected a LLaVA JSON file");
+        if (string.IsNullOrWhiteSpace(o.OutDir)) throw new UserInputException("out dir: expected a folder for checkpoints and metrics");
+        void Positive(string name, double v) { if (!(v > 0)) throw new UserInputException($"{name} {v}: expected a positive value"); }
         Positive("batch size", o.BatchSize);
         Positive("grad accum", o.GradAccum);
         Positive("max length", o.MaxLength);
         if (o.MaxSteps is { } ms) Positive("max steps", ms); else Positive("epochs", o.Epochs);
         if (o.Lr is { } lr) Positive("lr", lr);
-        if (!(o.WarmupRatio >= 0 && o.WarmupRatio <= 1)) throw new ArgumentException($"warmup ratio {o.WarmupRatio}: expected a value in [0, 1]");
-        if (!(o.WeightDecay >= 0)) throw new ArgumentException($"weight decay {o.WeightDecay}: expected 0 or more");
-        if (!(o.MaxGradNorm >= 0)) throw new ArgumentException($"max grad norm {o.MaxGradNorm}: expected 0 (off) or more");
-        if (o.SaveEvery < 0) throw new ArgumentException($"save every {o.SaveEvery}: expected 0 (off) or more steps");
+        if (!(o.WarmupRatio >= 0 && o.WarmupRatio <= 1)) throw new UserInputException($"warmup ratio {o.WarmupRatio}: expected a value in [0, 1]");
+        if (!(o.WeightDecay >= 0)) throw new UserInputException($"weight decay {o.WeightDecay}: expected 0 or more");
+        if (!(o.MaxGradNorm >= 0)) throw new UserInputException($"max grad norm {o.MaxGradNorm}: expected 0 (off) or more");
+        if (o.SaveEvery < 0) throw new UserInputException($"save every {o.SaveEvery}: expected 0 (off) or more steps");
         UsesBf16(o.Precision, torch.CPU);
-        if (o.MaxConsecutiveNonFinite < 1) throw new ArgumentException($"max consecutive non-finite {o.MaxConsecutiveNonFinite}: expected at least 1");
+        if (o.MaxConsecutiveNonFinite < 1) throw new UserInputException($"max consecutive non-finite {o.MaxConsecutiveNonFinite}: expected at least 1");
+        // Non-finite hyper-parameters poison every weight at the first step; a huge window is an allocation, not a run.
+        void Finite(string name, double v) { if (!double.IsFinite(v)) throw new UserInputException($"{name} {v}: expected a finite number"); }
+        if (o.Lr is { } lr2) Finite("lr", lr2);
+        Finite("weight decay", o.WeightDecay); Finite("max grad norm", o.MaxGradNorm);
+        if (!(o.Beta1 >= 0 && o.Beta1 < 1)) throw new UserInputException($"beta1 {o.Beta1}: expected a value in [0, 1)");
+        if (!(o.Beta2 >= 0 && o.Beta2 < 1)) throw new UserInputException($"beta2 {o.Beta2}: expected a value in [0, 1)");
+        if (!(o.Eps > 0 && double.IsFinite(o.Eps))) throw new UserInputException($"eps {o.Eps}: expected a positive finite number");
+        if ((long)o.BatchSize * o.GradAccum > MaxWindow)
+            throw new UserInputException($"batch size {o.BatchSize} × grad accum {o.GradAccum} = {(long)o.BatchSize * o.GradAccum}: expected at most {MaxWindow} samples per optimizer step");
+        if (o.MaxLength > MaxSequenceLength) throw new UserInputException($"max length {o.MaxLength}: expected at most {MaxSequenceLength} tokens");
+        ParseStage(o.Stage);
     }
+
+    /// <summary>Most samples per optimizer step accepted (the reference's largest global batch is 256).</summary>
+    public const int MaxWindow = 1 << 20;
+    /// <summary>Longest sequence accepted (LLaVA uses 2048–4096).</summary>
+    public const int MaxSequenceLength = 1 << 20;
 
     /// <summary>Whether a run trains in bf16 mixed precision: <c>auto</c> = on CUDA only, <c>fp32</c> never, <c>bf16</c> always (CPU too: slower there, but it is how the path is tested).</summary>
     public static bool UsesBf16(string precision, Device device) => (precision ?? "").Trim().ToLowerInvariant() switch
@@ -63,7 +79,7 @@ public static class Trainer
         "auto" => device.type == DeviceType.CUDA,
         "fp32" or "float32" => false,
         "bf16" or "bfloat16" => true,
-        _ => throw new ArgumentException($"precision '{precision}': expected auto, fp32 or bf16"),
+        _ => throw new UserInputException($"precision '{precision}': expected auto, fp32 or bf16"),
     };
 
     /// <summary>Trainable tensors of a stage under their checkpoint names; everything else gets requires_grad = false.</summary>
@@ -88,7 +104,7 @@ public static class Trainer
         using var ckpt = Checkpoint.Open(path);
         var prefix = ckpt.Keys.Any(k => k.StartsWith(LlavaModel.ProjectorPrefix, StringComparison.Ordinal)) ? LlavaModel.ProjectorPrefix
             : ckpt.Keys.Any(k => k.StartsWith("mm_projector.", StringComparison.Ordinal)) ? "mm_projector."
-            : throw new InvalidDataException($"{path}: no projector tensors; expected keys model.mm_projector.* or mm_projector.*");
+            : throw new UserInputException($"{path}: no projector tensors; expected keys model.mm_projector.* or mm_projector.*");
         LlavaCheckpoint.LoadStrict(model.Projector.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, k => !k.StartsWith(prefix, StringComparison.Ordinal));
     }
 
@@ -165,11 +181,11 @@ public static class Trainer
 
         var latest = TrainCheckpoint.FindLatest(opts.OutDir);
         if (latest is not null && !opts.Resume)
-            throw new ArgumentException($"{opts.OutDir}: holds checkpoints ({Path.GetFileName(latest)}); pass resume to continue, or choose another out dir");
+            throw new UserInputException($"{opts.OutDir}: holds checkpoints ({Path.GetFileName(latest)}); pass resume to continue, or choose another out dir");
 
         torch.manual_seed(opts.Seed);
         using var model = LlavaCheckpoint.Load(opts.ModelDir, opts.VisionTowerDir, device);
-        var tok = model.Tokenizer ?? throw new FileNotFoundException($"{opts.ModelDir}: no tokenizer files (vocab.json + merges.txt or tokenizer.model)");
+        var tok = model.Tokenizer ?? throw new UserInputException($"{opts.ModelDir}: no tokenizer files (vocab.json + merges.txt or tokenizer.model)");
         if (opts.PretrainedProjector is { } pp) LoadProjector(model, pp);
         using var masters = new MasterWeights();
         if (bf16)
@@ -197,7 +213,7 @@ public static class Trainer
         int window = opts.BatchSize * opts.GradAccum;
         int stepsPerEpoch = data.Examples.Count / window;
         if (stepsPerEpoch == 0)
-            throw new ArgumentException($"{opts.DataJson}: {data.Examples.Count} usable records, fewer than batch size × grad accum = {window}");
+            throw new UserInputException($"{opts.DataJson}: {data.Examples.Count} usable records, fewer than batch size × grad accum = {window}");
         int totalSteps = opts.MaxSteps ?? opts.Epochs * stepsPerEpoch;
         int warmup = LrSchedule.WarmupSteps(opts.WarmupRatio, totalSteps);
         var lengths = data.Examples.Select(e => e.Length).ToList();
@@ -213,7 +229,7 @@ public static class Trainer
             void Same<T>(string field, T saved, T now)
             {
                 if (!EqualityComparer<T>.Default.Equals(saved, now))
-                    throw new ArgumentException($"{Path.Combine(latest, TrainCheckpoint.StateFile)}: {field} was {saved}, this run has {now}; resume needs the same setting");
+                    throw new UserInputException($"{Path.Combine(latest, TrainCheckpoint.StateFile)}: {field} was {saved}, this run has {now}; resume needs the same setting");
             }
             Same("stage", st.Stage, stage.ToString().ToLowerInvariant());
             Same("seed", st.Seed, opts.Seed);
@@ -350,10 +366,10 @@ public static class Trainer
     public static BenchTrainResult BenchTrain(string preset = "tiny", int steps = 20, int batchSize = 8, string stage = "finetune",
                                               string device = "cpu", int seed = 0, int warmupSteps = 5, int repeats = 3, Action<string>? log = null)
     {
-        if (steps < 1) throw new ArgumentException($"steps {steps}: expected at least 1");
-        if (batchSize < 1) throw new ArgumentException($"batch size {batchSize}: expected at least 1");
-        if (repeats < 1) throw new ArgumentException($"repeats {repeats}: expected at least 1");
-        if (warmupSteps < 0) throw new ArgumentException($"warmup steps {warmupSteps}: expected 0 or more");
+        if (steps < 1) throw new UserInputException($"steps {steps}: expected at least 1");
+        if (batchSize < 1) throw new UserInputException($"batch size {batchSize}: expected at least 1");
+        if (repeats < 1) throw new UserInputException($"repeats {repeats}: expected at least 1");
+        if (warmupSteps < 0) throw new UserInputException($"warmup steps {warmupSteps}: expected 0 or more");
         var root = Path.Combine(Path.GetTempPath(), $"quecc-benchtrain-{Guid.NewGuid():N}");
         long managedPeak = 0;
         void SampleHeap() => managedPeak = Math.Max(managedPeak, GC.GetTotalMemory(false));

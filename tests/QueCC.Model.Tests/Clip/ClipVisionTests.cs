@@ -55,7 +55,7 @@ public class ClipVisionTests
         Assert.Equal(577, full.NumPositions);
         Assert.Equal("quick_gelu", full.HiddenAct); // HF default
         Assert.Equal(1e-5, full.LayerNormEps);
-        var e = Assert.Throws<InvalidDataException>(() => ClipVisionConfig.FromJson("""{"hidden_act": "relu"}""", "tower/config.json"));
+        var e = Assert.Throws<UserInputException>(() => ClipVisionConfig.FromJson("""{"hidden_act": "relu"}""", "tower/config.json"));
         Assert.Contains("tower/config.json", e.Message);
         Assert.Contains("hidden_act", e.Message);
     }
@@ -131,7 +131,7 @@ public class ClipVisionTests
         var ml = ClipFeatures.MultiLevel(hs, new[] { 4, 1, 2 });
         Assert.Equal(new long[] { 2, 6, 9 }, ml.shape);
         Assert.Equal(new double[] { 4, 4, 4, 1, 1, 1, 2, 2, 2 }, Naive.Flat(ml[1, 5]));
-        var e = Assert.Throws<ArgumentException>(() => ClipFeatures.MultiLevel(hs, new[] { 12, 16, 22, 23 }));
+        var e = Assert.Throws<UserInputException>(() => ClipFeatures.MultiLevel(hs, new[] { 12, 16, 22, 23 }));
         Assert.Contains("12", e.Message);
     }
 

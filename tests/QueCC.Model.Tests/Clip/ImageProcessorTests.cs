@@ -123,11 +123,11 @@ public class ImageProcessorTests
     public void Unreadable_files_name_the_file()
     {
         var bad = Fixture("not_an_image.png");
-        var e = Assert.Throws<InvalidDataException>(() => RgbImage.Load(bad));
+        var e = Assert.Throws<UserInputException>(() => RgbImage.Load(bad));
         Assert.Contains(bad, e.Message);
         Assert.DoesNotContain("\n", e.Message);
         var missing = Fixture("missing.png");
-        var e2 = Assert.Throws<FileNotFoundException>(() => ClipImageProcessor.Preprocess(missing));
+        var e2 = Assert.Throws<UserInputException>(() => ClipImageProcessor.Preprocess(missing));
         Assert.Contains(missing, e2.Message);
     }
 }

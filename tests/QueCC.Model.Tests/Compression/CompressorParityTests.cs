@@ -112,7 +112,7 @@ public class CompressorParityTests
             var features = Path.Combine(dir, "features.safetensors");
             Safetensors.Write(features, [new("image_features", torch.randn(2, 144, 16))]);
             var outPath = Path.Combine(dir, "out.safetensors");
-            var e = Assert.Throws<ArgumentException>(() =>
+            var e = Assert.Throws<UserInputException>(() =>
                 ProjectorTools.Compress(Fixture("avgpool_v4.weights.safetensors"), Fixture("avgpool_v4.config.json"), features, outPath));
             Assert.Contains("image_features", e.Message);
             Assert.Contains("(B, 144, 32)", e.Message);

@@ -100,7 +100,7 @@ public class StateDictAndDescribeTests
     {
         Assert.Equal(6, CompressBenchmark.PaperConfig(16).Kernel);
         Assert.Equal(24, CompressBenchmark.PaperConfig(1).Kernel);
-        Assert.Contains("output tokens 5", Assert.Throws<ArgumentException>(() => CompressBenchmark.PaperConfig(5)).Message);
+        Assert.Contains("output tokens 5", Assert.Throws<UserInputException>(() => CompressBenchmark.PaperConfig(5)).Message);
     }
 
     [Theory]

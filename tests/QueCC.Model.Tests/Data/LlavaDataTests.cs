@@ -91,7 +91,7 @@ public class LlavaDataTests(TrainingFixture fx)
 
         // Cut before the image: nothing of the sample is left to learn from.
         var logs = new List<string>();
-        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, at + 3, log: logs.Add));
+        var e = Assert.Throws<UserInputException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, at + 3, log: logs.Add));
         Assert.Contains("no usable LLaVA records", e.Message);
         Assert.Contains("max length", e.Message);
     }
@@ -124,7 +124,7 @@ public class LlavaDataTests(TrainingFixture fx)
         Assert.Contains("field 'conversations'", reasons["noconv"]);
         Assert.Contains(logs, l => l.Contains("noassistant") && l.Contains(json));
 
-        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, Tok, ConversationStyle.Qwen15Chat, 4, 256, strict: true));
+        var e = Assert.Throws<UserInputException>(() => LlavaDataset.Load(json, dir, Tok, ConversationStyle.Qwen15Chat, 4, 256, strict: true));
         Assert.Contains("id noimagefile", e.Message);
         Assert.Contains("strict", e.Message);
     }
@@ -138,7 +138,7 @@ public class LlavaDataTests(TrainingFixture fx)
         var dir = NewDir();
         var p = Path.Combine(dir, "x.json");
         File.WriteAllText(p, text);
-        var e = Assert.Throws<InvalidDataException>(() => LlavaJson.Read(p, dir));
+        var e = Assert.Throws<UserInputException>(() => LlavaJson.Read(p, dir));
         Assert.StartsWith(p + ": not LLaVA JSON", e.Message);
         Assert.Contains(expected, e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -232,5 +232,5 @@ public class SyntheticDataTests(TrainingFixture fx)
 
     [Fact]
     public void Unknown_kind_is_rejected_with_the_choices() =>
-        Assert.Contains("shapes, ocr", Assert.Throws<ArgumentException>(() => SyntheticData.Make("dogs", 1, 0, 0, fx.Out("none"))).Message);
+        Assert.Contains("shapes, ocr", Assert.Throws<UserInputException>(() => SyntheticData.Make("dogs", 1, 0, 0, fx.Out("none"))).Message);
 }

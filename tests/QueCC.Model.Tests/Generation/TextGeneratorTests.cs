@@ -96,8 +96,8 @@ public class TextGeneratorTests
     public void Bad_options_are_rejected_with_the_value()
     {
         using var model = Model();
-        var e = Assert.Throws<ArgumentException>(() => TextGenerator.Generate(model, Prompt, new GenerationOptions { TopP = 0 }));
+        var e = Assert.Throws<UserInputException>(() => TextGenerator.Generate(model, Prompt, new GenerationOptions { TopP = 0 }));
         Assert.Contains("top-p", e.Message);
-        Assert.Throws<ArgumentException>(() => TextGenerator.Generate(model, Prompt, new GenerationOptions { Temperature = -1 }));
+        Assert.Throws<UserInputException>(() => TextGenerator.Generate(model, Prompt, new GenerationOptions { Temperature = -1 }));
     }
 }

@@ -50,9 +50,9 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
     [InlineData(0)]
     public void Bad_visual_token_counts_are_rejected_with_the_allowed_values(int v)
     {
-        var e = Assert.Throws<ArgumentException>(() => LlavaEntryPoints.InitModel("tiny", "quecc", v, TempDir()));
+        var e = Assert.Throws<UserInputException>(() => LlavaEntryPoints.InitModel("tiny", "quecc", v, TempDir()));
         Assert.Contains("1, 4, 9, 16, 36, 64, 144, 576", e.Message);
-        Assert.Throws<ArgumentException>(() => LlavaEntryPoints.InitModel("qwen1.5-7b", "quecc", 4, TempDir()));
+        Assert.Throws<UserInputException>(() => LlavaEntryPoints.InitModel("qwen1.5-7b", "quecc", 4, TempDir()));
     }
 
     [Fact]
@@ -171,10 +171,10 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
         using var _ = NewDisposeScope();
         using var m = LlavaCheckpoint.Load(fx.Dir);
         var none = new LlavaSample(Pixels(1), new[] { ("no placeholder here", (string?)"x") });
-        var e = Assert.Throws<ArgumentException>(() => m.Prepare(new[] { none }));
+        var e = Assert.Throws<UserInputException>(() => m.Prepare(new[] { none }));
         Assert.Contains("0 <image> placeholders", e.Message);
         var two = new LlavaSample(Pixels(1), new[] { ("<image> and <image>", (string?)"x") });
-        e = Assert.Throws<ArgumentException>(() => m.Prepare(new[] { Sample(3, "ok", "ok"), two }));
+        e = Assert.Throws<UserInputException>(() => m.Prepare(new[] { Sample(3, "ok", "ok"), two }));
         Assert.Contains("sample 1", e.Message);
         Assert.Contains("2 <image> placeholders", e.Message);
     }
@@ -212,7 +212,7 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
             var s1 = LlavaEntryPoints.Generate(fx.Dir, null, img, "What is in the image?", 8, 1.0, 3);
             var s2 = LlavaEntryPoints.Generate(fx.Dir, null, img, "What is in the image?", 8, 1.0, 3);
             Assert.Equal(s1, s2);
-            var e = Assert.Throws<FileNotFoundException>(() => LlavaEntryPoints.Generate(fx.Dir, null, img + ".missing", "q", 4, 0, 0));
+            var e = Assert.Throws<UserInputException>(() => LlavaEntryPoints.Generate(fx.Dir, null, img + ".missing", "q", 4, 0, 0));
             Assert.Contains(img + ".missing", e.Message);
         }
         finally { File.Delete(img); }

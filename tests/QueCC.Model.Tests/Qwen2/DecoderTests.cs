@@ -208,10 +208,10 @@ public class DecoderTests
         Assert.False(llama.QkvBias);
         Assert.Equal(32, llama.KeyValueHeads); // absent → num_attention_heads
         Assert.Equal(new[] { 2, 3 }, llama.EosTokenId);
-        var e = Assert.Throws<InvalidDataException>(() => DecoderConfig.FromJson("""{"model_type": "gpt2"}""", "m/config.json"));
+        var e = Assert.Throws<UserInputException>(() => DecoderConfig.FromJson("""{"model_type": "gpt2"}""", "m/config.json"));
         Assert.Contains("m/config.json", e.Message);
         Assert.Contains("model_type", e.Message);
-        e = Assert.Throws<InvalidDataException>(() => DecoderConfig.FromJson("""{"model_type": "qwen2", "num_attention_heads": 12, "num_key_value_heads": 5, "hidden_size": 96}""", "c.json"));
+        e = Assert.Throws<UserInputException>(() => DecoderConfig.FromJson("""{"model_type": "qwen2", "num_attention_heads": 12, "num_key_value_heads": 5, "hidden_size": 96}""", "c.json"));
         Assert.Contains("num_key_value_heads", e.Message);
         var roundTrip = DecoderConfig.FromJson(qwen.ToJson());
         Assert.Equal(qwen.ToJson(), roundTrip.ToJson());

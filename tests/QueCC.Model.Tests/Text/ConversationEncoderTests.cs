@@ -39,7 +39,7 @@ public class ConversationEncoderTests
             var exp = expected[i]!;
             if (exp["error"] is not null)
             {
-                Assert.Throws<InvalidDataException>(() => ConversationEncoder.EncodeMessages(tok, style, msgs, id));
+                Assert.Throws<UserInputException>(() => ConversationEncoder.EncodeMessages(tok, style, msgs, id));
                 continue;
             }
             var got = ConversationEncoder.EncodeMessages(tok, style, msgs, id);

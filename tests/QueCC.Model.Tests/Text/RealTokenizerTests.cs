@@ -124,7 +124,7 @@ public class RealTokenizerTests
                 Assert.Equal(c.IdsNoSpecial.Append(2), tok.InputIds(c.Text));
             cfg["add_bos_token"] = "yes";
             File.WriteAllText(cfgPath, cfg.ToJsonString());
-            var e = Assert.Throws<InvalidDataException>(() => ChatTokenizer.Load(dir));
+            var e = Assert.Throws<UserInputException>(() => ChatTokenizer.Load(dir));
             Assert.Contains("add_bos_token", e.Message);
             Assert.Contains("expected true or false", e.Message);
         }

@@ -101,7 +101,7 @@ public class TokenizerTests(TinyTokenizerFixture fx) : IClassFixture<TinyTokeniz
         var empty = Directory.CreateTempSubdirectory("quecc-empty").FullName;
         try
         {
-            var e = Assert.Throws<FileNotFoundException>(() => ChatTokenizer.Load(empty));
+            var e = Assert.Throws<UserInputException>(() => ChatTokenizer.Load(empty));
             Assert.Contains(empty, e.Message);
             Assert.Contains("vocab.json", e.Message);
         }

@@ -242,8 +242,8 @@ public class TrainerTests(TrainingFixture fx)
         Assert.True(Trainer.UsesBf16("auto", new Device(DeviceType.CUDA, 0)));
         Assert.True(Trainer.UsesBf16("BF16", torch.CPU));
         Assert.False(Trainer.UsesBf16("fp32", new Device(DeviceType.CUDA, 0)));
-        Assert.Equal("precision 'fp8': expected auto, fp32 or bf16", Assert.Throws<ArgumentException>(() => Trainer.UsesBf16("fp8", torch.CPU)).Message);
-        Assert.Contains("precision 'half'", Assert.Throws<ArgumentException>(() => Trainer.Train(fx.Options("bad-precision") with { Precision = "half" })).Message);
+        Assert.Equal("precision 'fp8': expected auto, fp32 or bf16", Assert.Throws<UserInputException>(() => Trainer.UsesBf16("fp8", torch.CPU)).Message);
+        Assert.Contains("precision 'half'", Assert.Throws<UserInputException>(() => Trainer.Train(fx.Options("bad-precision") with { Precision = "half" })).Message);
     }
 
     [Fact]
@@ -283,7 +283,7 @@ public class TrainerTests(TrainingFixture fx)
         // Interrupted at step 3 and resumed from step 2: the same final weights as the uninterrupted bf16 run.
         var opts = baseOpts with { OutDir = fx.Out("bf16-resumed") };
         Assert.True(Trainer.Train(opts with { StopAfterSteps = 3 }).Stopped);
-        var e = Assert.Throws<ArgumentException>(() => Trainer.Train(opts with { Resume = true, Precision = "fp32" }));
+        var e = Assert.Throws<UserInputException>(() => Trainer.Train(opts with { Resume = true, Precision = "fp32" }));
         Assert.Contains("precision was bf16, this run has fp32", e.Message);
         var resumed = Trainer.Train(opts with { Resume = true });
         Assert.Equal(2, resumed.ResumedFromStep);
@@ -313,7 +313,7 @@ public class TrainerTests(TrainingFixture fx)
         var outDir = fx.Out("needs-resume");
         Directory.CreateDirectory(Path.Combine(outDir, TrainCheckpoint.Folder, "step-1"));
         File.WriteAllText(Path.Combine(outDir, TrainCheckpoint.Folder, "step-1", TrainCheckpoint.StateFile), "{}");
-        var e = Assert.Throws<ArgumentException>(() => Trainer.Train(fx.Options("needs-resume")));
+        var e = Assert.Throws<UserInputException>(() => Trainer.Train(fx.Options("needs-resume")));
         Assert.Contains("pass resume", e.Message);
     }
 
@@ -329,7 +329,7 @@ public class TrainerTests(TrainingFixture fx)
         foreach (var (k, t) in m.Projector.state_dict()) Assert.True(TensorAssert.Same(src.Read(LlavaModel.ProjectorPrefix + k), t), k);
         var bad = Path.Combine(fx.Root, "bad_projector.safetensors");
         Safetensors.Write(bad, new[] { new KeyValuePair<string, Tensor>("x", torch.ones(1)) });
-        Assert.Contains("model.mm_projector.*", Assert.Throws<InvalidDataException>(() => Trainer.LoadProjector(m, bad)).Message);
+        Assert.Contains("model.mm_projector.*", Assert.Throws<UserInputException>(() => Trainer.LoadProjector(m, bad)).Message);
     }
 
     [Fact]
