@@ -274,21 +274,26 @@ type EvalArgs =
     | [<Mandatory>] Images of dir: string
     | [<Mandatory>] Out of jsonl: string
     | Max_New_Tokens of count: int
+    | Benchmark of name: string
+    | Batch_Size of size: int
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Benchmark _ -> "add this benchmark's LLaVA-1.5 prompt suffix and use its decoding (vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed)."
+            | Batch_Size _ -> "questions per forward pass, left-padded (default 1; greedy answers are the same at any size)."
             | Model _ -> "LLaVA checkpoint folder."
             | Vision_Tower _ -> "CLIP vision tower folder, when not inside the model folder."
-            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line."
+            | Questions _ -> "LLaVA question file: one {\"question_id\", \"image\", \"text\"} per line; with \"answer\" (and \"category\") on every line, also blind/majority/per-category baselines."
             | Images _ -> "folder the questions' image paths are relative to."
             | Out _ -> "answers JSONL ({\"question_id\", \"prompt\", \"text\", \"model_id\", \"answer_id\"}), written atomically."
-            | Max_New_Tokens _ -> "default 128."
+            | Max_New_Tokens _ -> "default 128 (1024 for scienceqa and mmbench, as LLaVA's scripts)."
 
 type ScoreArgs =
     | [<Mandatory>] Benchmark of name: string
     | [<Mandatory>] Answers of jsonl: string
     | [<Mandatory>] Annotations of path: string
+    | Vqa_Answers of rule: string
     | Json
 
     interface IArgParserTemplate with
@@ -296,8 +301,16 @@ type ScoreArgs =
             match a with
             | Benchmark _ -> "vqa | vqav2 | gqa | textvqa | vizwiz | pope | mc | scienceqa | mmbench | seed | mme."
             | Answers _ -> "answers JSONL as `quecc eval` (or LLaVA) writes them."
-            | Annotations _ -> "ground truth (formats in ScoringIO.fs)."
-            | Json -> "print JSON."
+            | Annotations _ ->
+                "ground truth, JSONL, one object per line, ids as numbers or strings. "
+                + "VQAv2/TextVQA/VizWiz {question_id, answers: [10 strings or {answer}]} or the official JSON document; "
+                + "GQA {question_id, answer}; POPE {question_id, label: yes|no, category?}; "
+                + "ScienceQA {question_id, answer: letter or 0-based index, choices?: [..], image?: name|null}; "
+                + "MMBench {question_id: TSV index (>= 1000000 = rotated copy), answer, options?: {A: ..}, category?}; "
+                + "SEED {question_id, answer, question_type_id, data_type?: image|video} or SEED-Bench.json; "
+                + "MME {question_id, subtask, image, label: yes|no}."
+            | Vqa_Answers _ -> "VQAv2/VizWiz answers: llava (default: EvalAI answer processing first, as LLaVA submits) or raw (vqaEval.py on the text)."
+            | Json -> "print JSON (headline plus breakdowns)."
 
 type BenchCompressArgs =
     | Batch of size: int
@@ -369,6 +382,22 @@ type BenchArgs =
             | Prefill _ -> "prefill latency per visual-token count against 2·N·(Q+V), and decode tokens/s with and without KV cache."
             | Train _ -> "trainer samples/s against a bare forward/backward/step loop on the same batches, and peak memory."
 
+type TokenizeArgs =
+    | [<Mandatory>] Tokenizer of dir: string
+    | Input of jsonl: string
+    | No_Special_Tokens
+    | Conversations of json: string
+    | Template of name: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Tokenizer _ -> "Hugging Face tokenizer folder (tokenizer.json, vocab.json + merges.txt or tokenizer.model; tokenizer_config.json)."
+            | Input _ -> "JSON lines {\"text\": …}: prints {\"ids\": […]} per line, Hugging Face's tokenizer(text).input_ids."
+            | No_Special_Tokens -> "with --input: add_special_tokens=False (no BOS/EOS added)."
+            | Conversations _ -> "LLaVA JSON records: prints {\"input_ids\", \"labels\", \"query_ids\"} per record (needs --template)."
+            | Template _ -> "vicuna_v1 (LLaVA preprocess_v1), qwen_1_5 (LLaVA-NeXT preprocess_qwen) or plain (preprocess_plain)."
+
 [<HelpFlags("--help", "-h")>]
 type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Fit of ParseResults<FitArgs>
@@ -385,10 +414,12 @@ type QueccArgs =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Tokenize _ -> "token ids of texts or of LLaVA conversations, exactly as Hugging Face and the reference preprocess functions give them."
             | Make_Data _ -> "write a synthetic benchmark (shapes or ocr) in LLaVA format, deterministic by seed."
             | Train _ -> "two-stage LLaVA training: pretrain (projector) or finetune (projector + LLM)."
             | Plot_Metrics _ -> "training-loss curves from metrics.jsonl files as a figure."
@@ -469,12 +500,16 @@ let runFit (a: ParseResults<FitArgs>) =
     if a.Contains FitArgs.Json then
         let node = Json.fit spec result boot
         hold |> Option.iter (fun h -> node["holdout"] <- Json.holdout h)
+        if result.Method = "continuous" then node["atBounds"] <- Json.arr (atBounds obs result.Params |> List.map Json.str)
         printfn "%s" (Json.toText node)
     else
         let p = result.Params
         printfn "%s fit of %s (%d observations, T = V + %g)" result.Method path result.N spec.LawTextTokens
         printfn "  alpha = %.5f   beta = %.5f   A = %.5f   D = %.5f" p.Alpha p.Beta p.A p.D
         printfn "  SSE = %.6g   R² = %.5f   alpha/beta = %.2f" result.Sse result.R2 (p.Alpha / p.Beta)
+        if result.Method = "continuous" then
+            for note in atBounds obs p do
+                printfn "  at a bound: %s" note
         boot
         |> Option.iter (fun b ->
             printfn "  95%% bootstrap intervals (%d resamples):" b.Resamples
@@ -846,15 +881,53 @@ let runPlotMetrics (a: ParseResults<PlotMetricsArgs>) =
     printfn "wrote %s" (String.Join(", ", written))
     0
 
+/// When every question line carries its ground truth ("answer", optional "category"), `eval` also answers with grey
+/// images and reports accuracy, blind accuracy, the majority baseline and accuracy per category.
+let evalBaselines (a: ParseResults<EvalArgs>) (settings: Evaluation.EvalSettings) (report: string -> int -> int -> unit) =
+    let questions = a.GetResult EvalArgs.Questions
+    let text = File.ReadAllText questions
+    let key = Evaluation.parseAnswerKey questions text
+    let n = (Evaluation.parseQuestions questions text).Length
+    if key.Count = n then
+        let out = a.GetResult EvalArgs.Out
+        let blindOut = Path.ChangeExtension(out, ".blind.jsonl")
+        Evaluation.evaluateBlindWith settings
+            (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
+            blindOut (fun done' total -> report "eval (grey images)" total done')
+        let read f = ScoringIO.parseAnswers f (File.ReadAllText f)
+        let b = Evaluation.baselineReport Sweep.answerMatches Scoring.normalizeGqa key (read out) (read blindOut)
+        let jsonOut = Path.ChangeExtension(out, ".baselines.json")
+        Reproduce.writeAtomically jsonOut ((Evaluation.baselineJson b).ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true)))
+        printfn "%d questions: accuracy %.3f, blind (grey images) %.3f, majority answer %.3f" b.Questions b.Score b.BlindScore b.MajorityScore
+        for KeyValue(c, acc) in b.ByType do
+            printfn "  %-14s accuracy %.3f  blind %.3f  majority %.3f" c acc b.BlindByType[c] b.MajorityByType[c]
+        printfn "wrote blind answers to %s and the summary to %s" blindOut jsonOut
+    elif key.Count > 0 then
+        printfn "%d of %d questions carry an \"answer\"; baselines need it on every line (skipped)" key.Count n
+
 let runEval (a: ParseResults<EvalArgs>) =
-    let maxNew = a.GetResult(EvalArgs.Max_New_Tokens, defaultValue = 128)
-    if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
+    let maxNew = a.TryGetResult EvalArgs.Max_New_Tokens
+    match maxNew with
+    | Some m when m < 1 -> inputError "--max-new-tokens %d: expected at least 1" m
+    | _ -> ()
+    let batch = a.GetResult(EvalArgs.Batch_Size, defaultValue = 1)
+    if batch < 1 then inputError "--batch-size %d: expected at least 1" batch
+    let benchmark =
+        a.TryGetResult EvalArgs.Benchmark
+        |> Option.map (fun name ->
+            match name.Trim().ToLowerInvariant() with
+            | "mc" -> Scoring.Benchmark.ScienceQa
+            | other ->
+                Scoring.Benchmark.tryParse other
+                |> Option.defaultWith (fun () -> inputError "--benchmark %s: expected one of vqav2, gqa, textvqa, vizwiz, pope, mme, scienceqa, mmbench, seed" name))
     let questions = a.GetResult EvalArgs.Questions
     let report = progressReporter ()
-    Evaluation.evaluate
+    let settings: Evaluation.EvalSettings = { Benchmark = benchmark; MaxNewTokens = maxNew; BatchSize = batch }
+    Evaluation.evaluateWith settings
         (a.GetResult EvalArgs.Model) (a.TryGetResult EvalArgs.Vision_Tower) questions (a.GetResult EvalArgs.Images)
-        (a.GetResult EvalArgs.Out) maxNew (fun done' total -> report "eval" total done')
+        (a.GetResult EvalArgs.Out) (fun done' total -> report "eval" total done')
     printfn "wrote answers to %s" (a.GetResult EvalArgs.Out)
+    evalBaselines a settings report
     0
 
 let runScore (a: ParseResults<ScoreArgs>) =
@@ -865,7 +938,13 @@ let runScore (a: ParseResults<ScoreArgs>) =
         | other -> Scoring.Benchmark.tryParse other
         |> Option.defaultWith (fun () ->
             inputError "--benchmark %s: expected one of vqa, vqav2, gqa, textvqa, vizwiz, pope, mc, scienceqa, mmbench, seed, mme" name)
-    let report = ScoringIO.scoreFiles benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
+    let vqa =
+        match a.TryGetResult ScoreArgs.Vqa_Answers |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
+        | None
+        | Some "llava" -> Scoring.LlavaSubmission
+        | Some "raw" -> Scoring.RawText
+        | Some other -> inputError "--vqa-answers %s: expected llava or raw" other
+    let report = ScoringIO.scoreFilesWith { Vqa = vqa } benchmark (a.GetResult ScoreArgs.Answers) (a.GetResult ScoreArgs.Annotations)
     if a.Contains ScoreArgs.Json then printfn "%s" (Json.toText (ScoringIO.toJson report))
     else printfn "%s" (ScoringIO.toText report)
     0
@@ -912,6 +991,20 @@ let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
     printfn "%-12s %17.1f%% %21.1f%%" "overhead" r.OverheadPercent r.MeanOverheadPercent
     printfn "target: overhead ≤ 5%% (median) — %s" (if r.OverheadPercent <= 5.0 then "met" else "NOT met")
     printfn "peak memory %.0f MB working set, %.0f MB managed heap" (float r.PeakWorkingSetBytes / 1e6) (float r.PeakManagedBytes / 1e6)
+    0
+
+let runTokenize (a: ParseResults<TokenizeArgs>) =
+    let dir = a.GetResult TokenizeArgs.Tokenizer
+    match a.TryGetResult TokenizeArgs.Input, a.TryGetResult TokenizeArgs.Conversations with
+    | Some input, None ->
+        if a.Contains TokenizeArgs.Template then inputError "tokenize: --template applies to --conversations, not --input"
+        QueCC.Model.Text.TokenizeCommand.Texts(dir, input, not (a.Contains TokenizeArgs.No_Special_Tokens), stdout)
+    | None, Some conv ->
+        if a.Contains TokenizeArgs.No_Special_Tokens then inputError "tokenize: --no-special-tokens applies to --input, not --conversations"
+        match a.TryGetResult TokenizeArgs.Template with
+        | Some t -> QueCC.Model.Text.TokenizeCommand.Conversations(dir, conv, t, stdout)
+        | None -> inputError "tokenize --conversations: give --template vicuna_v1, qwen_1_5 or plain"
+    | _ -> inputError "tokenize: give exactly one of --input FILE.jsonl or --conversations FILE.json"
     0
 
 /// Messages of the C# library's user errors can span lines (lists of keys); the CLI prints one line.
@@ -979,6 +1072,7 @@ let run (argv: string[]) =
         | Plot_Metrics a -> runPlotMetrics a
         | Eval a -> runEval a
         | Score a -> runScore a
+        | Tokenize a -> runTokenize a
         | Bench b ->
             match b.GetSubCommand() with
             | BenchArgs.Fit a -> runBenchFit a

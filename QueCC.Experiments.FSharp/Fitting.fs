@@ -174,7 +174,14 @@ let defaultContinuousOptions = { AdamSteps = 150; AdamLr = 0.05; NewtonSteps = 4
 
 let private softplusInv (x: float) = let x = max x 1e-8 in if x > 30.0 then x else log (Math.Exp x - 1.0)
 
-/// Best bounded (A, D) for each problem's exponents, and the weighted SSE there. Shapes: u (P, 2); lnN, lnT, y (1, n); w (P, n).
+/// Smallest A the continuous fit and the profile fit accept: the law needs A > 0 (with A ≤ 0 more parameters or tokens
+/// would not lower the error, and α, β lose their meaning), and a strictly positive floor keeps N^−α T^−β identifiable.
+let aMin = 1e-9
+
+/// Best bounded (A, D) — A ≥ aMin, 0 ≤ D ≤ Dmax — for each problem's exponents, and the weighted SSE there. The SSE is a
+/// convex quadratic in (A, D), so its box-constrained minimum is the free minimum when that is feasible, else the best
+/// of the four edge minima (each a 1-D minimum clamped to its edge); all five are computed and the feasible best taken.
+/// Shapes: u (P, 2); lnN, lnT, y (1, n); w (P, n).
 let private project (dMax: float) (lnN: Tensor) (lnT: Tensor) (y: Tensor) (w: Tensor) (u: Tensor) =
     let alpha = torch.nn.functional.softplus (u.narrow (1L, 0L, 1L)) // (P, 1)
     let beta = torch.nn.functional.softplus (u.narrow (1L, 1L, 1L))
@@ -184,9 +191,33 @@ let private project (dMax: float) (lnN: Tensor) (lnT: Tensor) (y: Tensor) (w: Te
     let sff = (w * f * f).sum (-1L, keepdim = true)
     let sy = (w * y).sum (-1L, keepdim = true)
     let sfy = (w * f * y).sum (-1L, keepdim = true)
+    let syy = (w * y * y).sum (-1L, keepdim = true)
+    let dHi = dMax * (1.0 - 1e-12)
+    let lo, hi = torch.tensor 0.0, torch.tensor dHi
+    let aLo = torch.tensor aMin
+    let quad (a: Tensor) (d: Tensor) = a * a * sff + 2.0 * a * d * sf - 2.0 * a * sfy + d * d * sw - 2.0 * d * sy + syy // (P, 1)
+    let aFor (d: Tensor) = torch.maximum ((sfy - d * sf) / sff, aLo)
+    let dFor (a: Tensor) = ((sy - a * sf) / sw).clamp (lo, hi)
     let dFree = (sy * sff - sf * sfy) / (sw * sff - sf * sf)
-    let d = dFree.clamp (torch.tensor 0.0, torch.tensor (dMax * (1.0 - 1e-12)))
-    let a = (sfy - d * sf) / sff
+    let aFree = (sfy - dFree * sf) / sff
+    let freeOk = dFree.ge(lo).logical_and(dFree.le hi).logical_and(aFree.ge aLo).logical_and (dFree.isfinite ())
+    let d0 = torch.zeros_like sf
+    let dM = d0 + dHi
+    let cands =
+        [ aFree, dFree
+          aFor d0, d0
+          aFor dM, dM
+          aLo.expand_as sf, dFor (aLo.expand_as sf) ]
+    let losses =
+        cands
+        |> List.mapi (fun i (a, d) ->
+            let l = quad a d
+            if i = 0 then torch.where (freeOk, l, torch.zeros_like l + Double.PositiveInfinity) else l)
+    let lossCat = torch.cat (losses |> Array.ofList, 1L) // (P, 5)
+    let best = lossCat.argmin (1L, keepdim = true) // (P, 1)
+    let pick (xs: Tensor list) = torch.cat(xs |> Array.ofList, 1L).gather (1L, best)
+    let a = pick (cands |> List.map fst)
+    let d = pick (cands |> List.map snd)
     let r = a * f + d - y
     let loss = (w * r * r).sum (-1L) // (P)
     loss, a, alpha, beta, d
@@ -378,9 +409,20 @@ let profileFit (spec: LawSpec) (alpha: float) (beta: float) (obs: Observation li
     let a0 = if sff > 0.0 then sfy / sff else 0.0
     let d0 = my - a0 * mf
     let a, d =
-        if sff > 0.0 && d0 >= 0.0 && d0 < dMax && a0 > 0.0 then a0, d0
+        if sff > 0.0 && d0 >= 0.0 && d0 < dMax && a0 >= aMin then a0, d0
         else
             // The optimum lies on a bound of D: the SSE is convex, so the better bound wins.
-            [ 0.0; dMax ] |> List.map (fun d -> max (aFor d) 1e-12, d) |> List.minBy (fun (a, d) -> sse spec { LawParams.A = a; Alpha = alpha; Beta = beta; D = d } obs)
+            [ 0.0; dMax ] |> List.map (fun d -> max (aFor d) aMin, d) |> List.minBy (fun (a, d) -> sse spec { LawParams.A = a; Alpha = alpha; Beta = beta; D = d } obs)
     let p = { LawParams.A = a; Alpha = alpha; Beta = beta; D = d }
     resultOf spec "profile" obs p 0L
+
+/// The parameters of a fit that sit on a bound of the continuous fit (A at aMin, α or β at 0, D at 0 or at the smallest
+/// observed error), as readable notes; empty when every parameter is interior. A parameter on a bound was not estimated
+/// by the data: its interval from the bootstrap is not a confidence statement about an interior optimum.
+let atBounds (obs: Observation list) (p: LawParams) : string list =
+    let dMax = obs |> List.map (fun o -> o.Error) |> List.min
+    [ if p.A <= aMin * 1.01 then yield sprintf "A at its lower bound %g (the data show no decrease of the error with N or T)" aMin
+      if p.Alpha < 1e-6 then yield "alpha at its lower bound 0 (no gain from a larger LLM)"
+      if p.Beta < 1e-6 then yield "beta at its lower bound 0 (no gain from more visual tokens)"
+      if p.D <= 1e-12 then yield "D at its lower bound 0"
+      if p.D >= dMax * (1.0 - 1e-9) then yield sprintf "D at its upper bound %g (the smallest observed error)" dMax ]

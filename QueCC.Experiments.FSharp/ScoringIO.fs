@@ -9,7 +9,12 @@
 ///                             for a missing "question_id"), each item with such an "answers" array.
 ///   GQA        {"question_id", "answer": "..."}
 ///   POPE       {"question_id", "label": "yes" | "no", "category"?: "adversarial" | ...}
-///   ScienceQA / MMBench / SEED  {"question_id", "answer": "B"}  (or a 0-based option index, as ScienceQA ships it)
+///   ScienceQA  {"question_id", "answer": "B" or a 0-based index as problems.json has it, "choices"?: [...] (letters
+///              past its length are wrong), "image"?: "image.png" | null (a non-empty image puts it in the IMG subset)}
+///   MMBench    {"question_id": TSV index (integer; ≥ 1,000,000 = a rotated copy of index mod 1,000,000),
+///              "answer": "B", "options"?: {"A": "...", ...} or the TSV's columns "A".."D" as fields, "category"?: "..."}
+///   SEED       {"question_id", "answer": "B", "question_type_id": 3, "data_type"?: "image" | "video"}, or the official
+///              SEED-Bench.json document {"questions": [...]} with those fields
 ///   MME        {"question_id", "subtask": "existence", "image": "000000006040.jpg", "label": "yes" | "no"}
 module QueCC.Experiments.ScoringIO
 
@@ -136,7 +141,57 @@ let private truthOf (benchmark: Benchmark) (x: Located) : Truth =
             | null -> None
             | _ -> Some(stringField x "category" "a category name such as \"adversarial\"")
         PopeLabel(yesNo x "label", category)
-    | Choice -> ChoiceAnswer(choiceLetter x)
+    | SqaChoice ->
+        let choices =
+            match x.Obj["choices"] with
+            | null -> None
+            | :? JsonArray as a when a.Count >= 1 && a.Count <= 5 -> Some a.Count
+            | n -> inputError "%s: field \"choices\" is %s; expected an array of 1 to 5 option texts" x.Where (n.ToJsonString())
+        let image =
+            match x.Obj["image"] with
+            | null -> false
+            | n when isKind JsonValueKind.String n -> n.GetValue<string>() <> ""
+            | n when isKind JsonValueKind.True n -> true
+            | n when isKind JsonValueKind.False n -> false
+            | n -> inputError "%s: field \"image\" is %s; expected an image file name, null or a boolean" x.Where (n.ToJsonString())
+        let letter = choiceLetter x
+        match choices with
+        | Some n when int letter - int 'A' >= n -> inputError "%s: answer %c is past the %d choices" x.Where letter n
+        | _ -> SqaAnswer(letter, choices, image)
+    | CircularChoice ->
+        let id = idOf x "question_id"
+        if not (id |> Seq.forall Char.IsAsciiDigit) || id = "" then
+            inputError "%s: question_id %s is not an integer; expected MMBench's TSV index" x.Where id
+        let texts (o: JsonObject) (where: string) =
+            [ for kv in o do
+                  if kv.Key.Length = 1 && kv.Key[0] >= 'A' && kv.Key[0] <= 'Z' then
+                      match kv.Value with
+                      | null -> ()
+                      | v when isKind JsonValueKind.String v -> kv.Key[0], v.GetValue<string>()
+                      | v -> inputError "%s: option %s is %s; expected the option text" where kv.Key (v.ToJsonString()) ]
+            |> List.sortBy fst
+        let options =
+            match x.Obj["options"] with
+            | null -> texts x.Obj x.Where
+            | :? JsonObject as o -> texts o x.Where
+            | n -> inputError "%s: field \"options\" is %s; expected {\"A\": \"...\", ...}" x.Where (n.ToJsonString())
+        let options = if List.isEmpty options then [ for c in "ABCD" -> c, "" ] else options
+        let category =
+            match x.Obj["category"] with
+            | null -> None
+            | _ -> Some(stringField x "category" "a category name")
+        MmbAnswer(choiceLetter x, options, category)
+    | SeedChoice ->
+        let qtype =
+            match field x "question_type_id" "the question type id" with
+            | n when isKind JsonValueKind.Number n -> n.ToJsonString()
+            | n when isKind JsonValueKind.String n -> n.GetValue<string>()
+            | n -> inputError "%s: field \"question_type_id\" is %s; expected a number or string" x.Where (n.ToJsonString())
+        let dtype =
+            match x.Obj["data_type"] with
+            | null -> "image"
+            | _ -> stringField x "data_type" "\"image\" or \"video\""
+        SeedAnswer(choiceLetter x, qtype, dtype)
     | MmeYesNo ->
         let subtask = stringField x "subtask" $"""one of {String.Join(", ", mmePerception @ mmeCognition)}"""
         MmeLabel(subtask, stringField x "image" "the image file name", yesNo x "label")
@@ -166,10 +221,31 @@ let private officialVqaItems (source: string) (text: string) =
         | _ -> None
     else None
 
+/// The questions of the official SEED-Bench.json ({"questions": [...], "question_type": {...}}), or None for JSONL.
+let private officialSeedItems (source: string) (text: string) =
+    if not (text.TrimStart().StartsWith "{") then None
+    else
+        match (try Some(JsonNode.Parse text) with :? JsonException -> None) with
+        | Some(:? JsonObject as o) ->
+            match o["questions"] with
+            | :? JsonArray as a ->
+                Some [ for i in 0 .. a.Count - 1 ->
+                           let where = $"{source}: questions[{i}]"
+                           match a[i] with
+                           | null -> inputError "%s: null; expected a JSON object" where
+                           | n -> asObject where n ]
+            | _ -> None
+        | _ -> None
+
 /// Parses a ground-truth text for `benchmark` into (question id, truth) in file order.
 let parseTruth (benchmark: Benchmark) (source: string) (text: string) : (string * Truth) list =
     let rows, official =
-        match (if Benchmark.kind benchmark = VqaSoft then officialVqaItems source text else None) with
+        let document =
+            match Benchmark.kind benchmark with
+            | VqaSoft -> officialVqaItems source text
+            | SeedChoice -> officialSeedItems source text
+            | _ -> None
+        match document with
         | Some items -> items, true
         | None -> jsonLines source text, false
     if List.isEmpty rows then inputError "%s: no ground truth; expected one object per line for %s" source (Benchmark.name benchmark)
@@ -182,10 +258,14 @@ let parseTruth (benchmark: Benchmark) (source: string) (text: string) : (string 
     items |> List.map (fun (id, x) -> id, truthOf benchmark x)
 
 /// Reads both files and scores them.
-let scoreFiles (benchmark: Benchmark) (answersPath: string) (annotationsPath: string) : ScoreReport =
+let scoreFilesWith (options: ScoreOptions) (benchmark: Benchmark) (answersPath: string) (annotationsPath: string) : ScoreReport =
     let answers = parseAnswers answersPath (readText answersPath)
     let truth = parseTruth benchmark annotationsPath (readText annotationsPath)
-    score benchmark truth answers
+    scoreWith options benchmark truth answers
+
+/// `scoreFilesWith ScoreOptions.Default`.
+let scoreFiles (benchmark: Benchmark) (answersPath: string) (annotationsPath: string) : ScoreReport =
+    scoreFilesWith ScoreOptions.Default benchmark answersPath annotationsPath
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
@@ -224,7 +304,20 @@ let toJson (r: ScoreReport) : JsonNode =
         | PopeResult(overall, perCat) ->
             obj [ "overall", popeJson overall
                   "categories", obj [ for c, m in perCat -> c, popeJson m ] ]
-        | ChoiceMetrics(acc, unparsed) -> obj [ "accuracy", num acc; "unparsed", int' unparsed ]
+        | SqaResult m ->
+            obj [ "accuracy", num m.Accuracy; "correct", int' m.Correct; "count", int' m.Count
+                  "img_accuracy", num m.ImgAccuracy; "img_correct", int' m.ImgCorrect; "img_count", int' m.ImgCount
+                  "unparsed", int' m.Unparsed ]
+        | MmbResult m ->
+            obj [ "circular_accuracy", num m.CircularAccuracy; "circular_correct", int' m.CircularCorrect
+                  "questions", int' m.Questions; "vanilla_accuracy", num m.VanillaAccuracy; "rows", int' m.Rows
+                  "unparsed", int' m.Unparsed; "orphan_copies", int' m.Orphans
+                  "categories", obj [ for c, n, a in m.PerCategory -> c, obj [ "questions", int' n; "circular_accuracy", num a ] ] ]
+        | SeedResult m ->
+            obj [ "accuracy", num m.Accuracy; "count", int' m.Count
+                  "image_accuracy", num m.ImageAccuracy; "image_count", int' m.ImageCount
+                  "video_accuracy", num m.VideoAccuracy; "video_count", int' m.VideoCount
+                  "question_types", obj [ for t, n, a in m.PerType -> t, obj [ "questions", int' n; "accuracy", num a ] ] ]
         | MmeResult m ->
             obj [ "perception", num m.Perception
                   "cognition", num m.Cognition
@@ -257,9 +350,23 @@ let toText (r: ScoreReport) : string =
     match r.Metrics with
     | VqaMetrics acc -> line $"accuracy   {pct acc}"
     | ExactMatchMetrics acc -> line $"accuracy   {pct acc}"
-    | ChoiceMetrics(acc, unparsed) ->
-        line $"accuracy   {pct acc}"
-        line $"no option letter found in {unparsed} answers (scored as wrong)"
+    | SqaResult m ->
+        line $"accuracy   {pct m.Accuracy} ({m.Correct} of {m.Count})"
+        line $"IMG        {pct m.ImgAccuracy} ({m.ImgCorrect} of {m.ImgCount} with an image)"
+        line $"no option letter found in {m.Unparsed} answers (scored as wrong)"
+    | MmbResult m ->
+        line $"circular   {pct m.CircularAccuracy} ({m.CircularCorrect} of {m.Questions} questions, every copy right)"
+        line $"single     {pct m.VanillaAccuracy} (original rows only)"
+        line $"rows       {m.Rows}; no option inferred in {m.Unparsed}; copies without their question {m.Orphans}"
+        for c, n, a in m.PerCategory do
+            line (String.Format("  {0,-36}{1,6}{2,9}", c, n, pct a))
+    | SeedResult m ->
+        line (String.Format("{0,-14}{1,7}{2,10}", "type", "n", "accuracy"))
+        for t, n, a in m.PerType do
+            line (String.Format("{0,-14}{1,7}{2,10}", t, n, pct a))
+        line $"image      {pct m.ImageAccuracy} ({m.ImageCount})"
+        line $"video      {pct m.VideoAccuracy} ({m.VideoCount})"
+        line $"all        {pct m.Accuracy} ({m.Count})"
     | PopeResult(overall, perCat) ->
         line (String.Format("{0,-14}{1,7}{2,10}{3,11}{4,9}{5,8}{6,11}", "category", "n", "accuracy", "precision", "recall", "F1", "yes-ratio"))
         for name, m in perCat @ [ "all", overall ] do

@@ -48,38 +48,46 @@ type RunResult =
       LlmParams: int64
       /// Exact-match accuracy on the held-out split; None when the run failed.
       Score: float option
+      /// Blind (grey-image) and majority-answer baselines and per-type accuracy of the same evaluation; None for
+      /// failed runs and for results written before baselines existed.
+      Baselines: Evaluation.BaselineReport option
       Error: string option
       Seconds: float }
 
+/// CI-sized: the largest LLM at the largest V must beat its own blind (grey-image) accuracy on shapes by ≥ 15 points
+/// (checked by the Slurm test). Stage 1 is a few steps only: with a random-init LLM there is nothing for the projector
+/// to align to (its loss stays at ln |vocab|), so the learning happens in stage 2 (docs/miniature-world.md).
 let smoke =
     { Name = "smoke"
       Llms = [ "sweep-xs"; "sweep-m" ]
       Compressors = [ "quecc" ]
-      VisualTokens = [ 1; 4; 16; 64 ]
+      VisualTokens = [ 1; 16 ]
       Tasks = [ "shapes"; "ocr" ]
       Seeds = [ 0 ]
       Training =
-        { TrainSamples = 256
-          EvalSamples = 32
-          PretrainSteps = 16
-          FinetuneSteps = 160
+        { TrainSamples = 1024
+          EvalSamples = 128
+          PretrainSteps = 8
+          FinetuneSteps = 320
           BatchSize = 8
           PretrainLr = 1e-3
           FinetuneLr = 1e-3
           MaxNewTokens = 4 } }
 
+/// The miniature study: 4 LLM sizes (25×) × 4 token counts × QueCC and average pooling × 2 families × 3 seeds
+/// = 192 runs, eval splits of 512 questions, sized for ≤ 3 hours with --jobs 2 on 2 cores (docs/miniature-world.md).
 let mini =
     { Name = "mini"
       Llms = [ "sweep-xs"; "sweep-s"; "sweep-m"; "sweep-l" ]
       Compressors = [ "quecc"; "avgpool" ]
-      VisualTokens = [ 1; 4; 16; 36; 64; 144 ]
+      VisualTokens = [ 1; 4; 16; 64 ]
       Tasks = [ "shapes"; "ocr" ]
-      Seeds = [ 0 ]
+      Seeds = [ 0; 1; 2 ]
       Training =
-        { TrainSamples = 1024
-          EvalSamples = 64
-          PretrainSteps = 64
-          FinetuneSteps = 384
+        { TrainSamples = 2048
+          EvalSamples = 512
+          PretrainSteps = 8
+          FinetuneSteps = 400
           BatchSize = 8
           PretrainLr = 1e-3
           FinetuneLr = 1e-3
@@ -208,7 +216,7 @@ let llmParams (preset: string) = QueCC.Model.Presets.Presets.Get(preset).Text.Pa
 // ---------------------------------------------------------------------------------------------
 // The results table, in the fitter's schema plus the sweep's own columns.
 
-let resultsHeader = "task,llm_params_b,visual_tokens,score,compressor,seed,run_id,llm_preset"
+let resultsHeader = "task,llm_params_b,visual_tokens,score,compressor,seed,run_id,llm_preset,blind_score,majority_score"
 
 let resultsCsv (results: RunResult list) =
     let sb = StringBuilder()
@@ -226,7 +234,9 @@ let resultsCsv (results: RunResult list) =
                       r.Run.Compressor
                       string r.Run.Seed
                       r.Run.Id
-                      r.Run.Llm ]
+                      r.Run.Llm
+                      (match r.Baselines with Some b -> b.BlindScore.ToString("R", CultureInfo.InvariantCulture) | None -> "")
+                      (match r.Baselines with Some b -> b.MajorityScore.ToString("R", CultureInfo.InvariantCulture) | None -> "") ]
                 )
             )
             |> ignore
@@ -239,6 +249,11 @@ let resultToJson (r: RunResult) =
     o["run_id"] <- JsonValue.Create r.Run.Id
     o["llm_params"] <- JsonValue.Create r.LlmParams
     o["score"] <- (match r.Score with Some s -> JsonValue.Create s :> JsonNode | None -> null)
+    match r.Baselines with
+    | Some b ->
+        for KeyValue(k, v) in Evaluation.baselineJson b do
+            if k <> "score" then o[k] <- v.DeepClone()
+    | None -> ()
     o["status"] <- JsonValue.Create(if r.Score.IsSome then "ok" else "failed")
     o["error"] <- (match r.Error with Some e -> JsonValue.Create e :> JsonNode | None -> null)
     o["seconds"] <- JsonValue.Create r.Seconds
@@ -249,6 +264,22 @@ let resultOfJson (run: Run) (text: string) =
     { Run = run
       LlmParams = o["llm_params"].GetValue<int64>()
       Score = (match o["score"] with null -> None | v -> Some(v.GetValue<float>()))
+      Baselines =
+        match o["blind_score"], o["score"] with
+        | null, _ | _, null -> None
+        | blind, score ->
+            let m (name: string) =
+                match o[name] with
+                | :? JsonObject as x -> x |> Seq.map (fun kv -> kv.Key, kv.Value.GetValue<float>()) |> Map.ofSeq
+                | _ -> Map.empty
+            Some
+                { Evaluation.BaselineReport.Questions = (match o["questions"] with null -> 0 | q -> q.GetValue<int>())
+                  Score = score.GetValue<float>()
+                  BlindScore = blind.GetValue<float>()
+                  MajorityScore = o["majority_score"].GetValue<float>()
+                  ByType = m "by_type"
+                  BlindByType = m "blind_by_type"
+                  MajorityByType = m "majority_by_type" }
       Error = (match o["error"] with null -> None | v -> Some(v.GetValue<string>()))
       Seconds = o["seconds"].GetValue<float>() }
 
@@ -284,6 +315,14 @@ let evalQuestions (evalJson: string) =
           let question = conv[0].["value"].GetValue<string>().Replace("<image>", "").Trim()
           let answer = conv[1].["value"].GetValue<string>()
           o["id"].GetValue<string>(), o["image"].GetValue<string>(), question, answer ]
+
+/// The question type of each held-out record (`make-data`'s question_type; "all" where a record has none), by id.
+let evalQuestionTypes (evalJson: string) =
+    JsonNode.Parse(File.ReadAllText evalJson).AsArray()
+    |> Seq.map (fun item ->
+        let o = item.AsObject()
+        o["id"].GetValue<string>(), (match o["question_type"] with null -> "all" | t -> t.GetValue<string>()))
+    |> Map.ofSeq
 
 /// Short-answer match: the answer's first words are the ground truth's words (after GQA's normalisation).
 /// Models this small often run on past the answer instead of stopping, which exact match would count wrong.
@@ -322,27 +361,28 @@ let executeRun (spec: SweepSpec) (out: string) (run: Run) : RunResult =
             train "pretrain" t.PretrainSteps t.PretrainLr None |> ignore
             let final = train "finetune" t.FinetuneSteps t.FinetuneLr (Some(Path.Combine(dir, "pretrain", "mm_projector.safetensors")))
             let questions = evalQuestions (Path.Combine(data, "eval.json"))
+            let types = evalQuestionTypes (Path.Combine(data, "eval.json"))
             let qFile = Path.Combine(dir, "questions.jsonl")
-            let line (id: string, image: string, text: string, _: string) =
+            let line (id: string, image: string, text: string, answer: string) =
                 let o = JsonObject()
                 o["question_id"] <- JsonValue.Create id
                 o["image"] <- JsonValue.Create image
                 o["text"] <- JsonValue.Create text
+                o["answer"] <- JsonValue.Create answer
+                o["category"] <- JsonValue.Create types[id]
                 o.ToJsonString()
             writeAtomically qFile (String.Join("\n", questions |> List.map line) + "\n")
             let answersFile = Path.Combine(dir, "answers.jsonl")
+            let blindFile = Path.Combine(dir, "answers-blind.jsonl")
             Evaluation.evaluate final None qFile data answersFile t.MaxNewTokens (fun _ _ -> ())
-            let answers = ScoringIO.parseAnswers answersFile (File.ReadAllText answersFile)
-            let correct =
-                questions
-                |> List.filter (fun (id, _, _, gt) ->
-                    match answers.TryFind id with
-                    | Some a -> answerMatches gt a
-                    | None -> false)
-            { Run = run; LlmParams = nParams; Score = Some(float correct.Length / float questions.Length); Error = None; Seconds = 0.0 }
+            Evaluation.evaluateBlind final None qFile data blindFile t.MaxNewTokens (fun _ _ -> ())
+            let read f = ScoringIO.parseAnswers f (File.ReadAllText f)
+            let key = Evaluation.parseAnswerKey qFile (File.ReadAllText qFile)
+            let b = Evaluation.baselineReport answerMatches Scoring.normalizeGqa key (read answersFile) (read blindFile)
+            { Run = run; LlmParams = nParams; Score = Some b.Score; Baselines = Some b; Error = None; Seconds = 0.0 }
         with e ->
             log (e.ToString())
-            { Run = run; LlmParams = nParams; Score = None; Error = Some(e.Message.Split('\n')[0]); Seconds = 0.0 }
+            { Run = run; LlmParams = nParams; Score = None; Baselines = None; Error = Some(e.Message.Split('\n')[0]); Seconds = 0.0 }
     let result = { result with Seconds = sw.Elapsed.TotalSeconds }
     writeAtomically (resultPath out run) (resultToJson result)
     result

@@ -128,6 +128,11 @@ let html (spec: SweepSpec) (results: RunResult list) (fits: FamilyFit list) (com
                     (enc f.Task) (enc f.Compressor) p.Alpha b.CiAlpha.Lo b.CiAlpha.Hi p.Beta b.CiBeta.Lo b.CiBeta.Hi (ratioText (p.Alpha / p.Beta))
                     (ratioText b.AlphaOverBeta.Lo) (ratioText b.AlphaOverBeta.Hi) (v 0.0).Value (v 50.0).Value fit.R2 f.Observations.Length
             )
+            match atBounds f.Observations p with
+            | [] -> ()
+            | notes ->
+                let text = enc (String.Join("; ", notes))
+                add $"<tr><td></td><td class=l colspan=8>at a bound: {text}</td></tr>"
         | Error e -> add $"<tr><td class=l>{enc f.Task}</td><td class=l>{enc f.Compressor}</td><td class=l colspan=7>no fit: {enc e}</td></tr>"
     add "</table>"
     if not comparisons.IsEmpty then
@@ -156,10 +161,16 @@ let html (spec: SweepSpec) (results: RunResult list) (fits: FamilyFit list) (com
     if not fitted.IsEmpty then
         Figures.parity [ for f, fit in fitted -> { Name = $"{f.Task}/{f.Compressor}"; Spec = defaultSpec; Params = fit.Params; Observations = f.Observations } ]
         |> chartDiv
-    add "<h2>Runs</h2><table><tr><th>#</th><th>run</th><th>N</th><th>V</th><th>score</th><th>seconds</th><th>error</th></tr>"
+    add "<h2>Runs</h2><p>blind: the same model with every image replaced by a uniform grey one; majority: always the split's most common answer.</p><table><tr><th>#</th><th>run</th><th>N</th><th>V</th><th>score</th><th>blind</th><th>majority</th><th>by type</th><th>seconds</th><th>error</th></tr>"
     for r in results |> List.sortBy (fun r -> r.Run.Index) do
         let score = match r.Score with Some s -> sprintf "%.3f" s | None -> "failed"
-        add (sprintf "<tr><td>%d</td><td class=l>%s</td><td>%s</td><td>%d</td><td>%s</td><td>%.1f</td><td class=l>%s</td></tr>" r.Run.Index (enc r.Run.Id) (r.LlmParams.ToString "N0") r.Run.VisualTokens score r.Seconds (enc (defaultArg r.Error "")))
+        let blind, majority, byType =
+            match r.Baselines with
+            | Some b ->
+                sprintf "%.3f" b.BlindScore, sprintf "%.3f" b.MajorityScore,
+                String.Join(", ", b.ByType |> Map.toList |> List.map (fun (k, v) -> sprintf "%s %.2f" k v))
+            | None -> "", "", ""
+        add (sprintf "<tr><td>%d</td><td class=l>%s</td><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td class=l>%s</td><td>%.1f</td><td class=l>%s</td></tr>" r.Run.Index (enc r.Run.Id) (r.LlmParams.ToString "N0") r.Run.VisualTokens score blind majority (enc byType) r.Seconds (enc (defaultArg r.Error "")))
     add "</table></body></html>"
     sb.ToString()
 

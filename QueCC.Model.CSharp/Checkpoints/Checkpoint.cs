@@ -4,19 +4,22 @@ using static TorchSharp.torch;
 namespace QueCC.Model.Checkpoints;
 
 /// <summary>
-/// A safetensors checkpoint that may be split into shards: a single <c>.safetensors</c> file, a
-/// <c>model.safetensors.index.json</c> (HF layout: {"metadata": …, "weight_map": {tensor: shard file}}),
-/// or a folder holding either. Shards are opened once and tensors read one at a time.
+/// A checkpoint that may be split into shards: a single <c>.safetensors</c> or PyTorch <c>.bin</c> file, an index
+/// (<c>model.safetensors.index.json</c> / <c>pytorch_model.bin.index.json</c>, HF layout: {"metadata": …, "weight_map": {tensor:
+/// shard file}}), or a folder holding one of these (safetensors preferred, as transformers does). Shards are opened once and
+/// tensors read one at a time; PyTorch pickles are read weights-only (<see cref="PyTorchFile"/>).
 /// </summary>
 public sealed class Checkpoint : IDisposable
 {
     public const string IndexFileName = "model.safetensors.index.json";
     public const string SingleFileName = "model.safetensors";
+    public const string BinIndexFileName = "pytorch_model.bin.index.json";
+    public const string BinFileName = "pytorch_model.bin";
 
     /// <summary>What was opened (file, index or folder), for messages.</summary>
     public string Source { get; }
-    private readonly Dictionary<string, SafetensorsFile> byTensor = new();
-    private readonly List<SafetensorsFile> files = [];
+    private readonly Dictionary<string, ITensorFile> byTensor = new();
+    private readonly List<ITensorFile> files = [];
 
     private Checkpoint(string source) => Source = source;
 
@@ -25,7 +28,7 @@ public sealed class Checkpoint : IDisposable
     public TensorInfo Info(string key) => FileOf(key).Tensors[key];
     public Tensor Read(string key) => FileOf(key).Read(key);
 
-    private SafetensorsFile FileOf(string key) =>
+    private ITensorFile FileOf(string key) =>
         byTensor.TryGetValue(key, out var f) ? f : throw new KeyNotFoundException($"{Source}: no tensor '{key}'");
 
     public static Checkpoint Open(string path)
@@ -36,16 +39,24 @@ public sealed class Checkpoint : IDisposable
             var single = Path.Combine(path, SingleFileName);
             if (File.Exists(index)) return OpenIndex(index);
             if (File.Exists(single)) return OpenSingle(single);
-            throw new FileNotFoundException($"{path}: folder holds neither {IndexFileName} nor {SingleFileName}");
+            if (File.Exists(Path.Combine(path, BinIndexFileName))) return OpenIndex(Path.Combine(path, BinIndexFileName));
+            if (File.Exists(Path.Combine(path, BinFileName))) return OpenSingle(Path.Combine(path, BinFileName));
+            throw new FileNotFoundException($"{path}: folder holds none of {IndexFileName}, {SingleFileName}, {BinIndexFileName}, {BinFileName}");
         }
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: checkpoint not found", path);
         return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? OpenIndex(path) : OpenSingle(path);
     }
 
+    /// <summary>PyTorch pickles by extension (.bin, .pt, .pth), safetensors otherwise.</summary>
+    private static ITensorFile OpenFile(string path) =>
+        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase)
+            ? PyTorchFile.Open(path)
+            : Safetensors.Open(path);
+
     private static Checkpoint OpenSingle(string path)
     {
         var c = new Checkpoint(path);
-        var f = Safetensors.Open(path);
+        var f = OpenFile(path);
         c.files.Add(f);
         foreach (var k in f.Tensors.Keys) c.byTensor[k] = f;
         return c;
@@ -63,7 +74,7 @@ public sealed class Checkpoint : IDisposable
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new CheckpointFormatException($"{indexPath}: index has no 'weight_map' object (tensor name → shard file)");
             var dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-            var shards = new Dictionary<string, SafetensorsFile>();
+            var shards = new Dictionary<string, ITensorFile>();
             foreach (var entry in map.EnumerateObject())
             {
                 if (entry.Value.ValueKind != JsonValueKind.String)
@@ -77,7 +88,7 @@ public sealed class Checkpoint : IDisposable
                     var shardPath = Path.Combine(dir, shard);
                     if (!File.Exists(shardPath))
                         throw new CheckpointFormatException($"{indexPath}: shard '{shard}' (for tensor '{entry.Name}') does not exist in {dir}");
-                    file = Safetensors.Open(shardPath);
+                    file = OpenFile(shardPath);
                     shards[shard] = file;
                     c.files.Add(file);
                 }

@@ -141,7 +141,7 @@ public static class Safetensors
 /// One open safetensors file with a validated header. Reading a tensor seeks to its bytes and reads just
 /// those into a fresh tensor, so a multi-GB checkpoint never sits in memory twice.
 /// </summary>
-public sealed class SafetensorsFile : IDisposable
+public sealed class SafetensorsFile : ITensorFile
 {
     public string Path { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }

@@ -235,6 +235,9 @@ public sealed class ClipVisionModel : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Loads a Hugging Face CLIP (vision) folder, safetensors or .bin; see <see cref="Checkpoints.Pretrained.VisionTower"/>.</summary>
+    public static ClipVisionModel FromPretrained(string dir, Device? device = null, ScalarType? dtype = null) => Checkpoints.Pretrained.VisionTower(dir, device, dtype);
+
     public override Tensor forward(Tensor pixelValues) => vision_model.forward(pixelValues);
 
     /// <summary>Runs the tower and returns every hidden state. The caller owns the dispose scope.</summary>

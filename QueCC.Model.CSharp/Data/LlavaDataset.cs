@@ -143,10 +143,11 @@ public sealed class LlavaDataset
         var examples = new List<TokenizedExample>();
         foreach (var r in records)
         {
-            var (ids, labels) = LlavaModel.TokenizeConversation(tok, style, r.Turns);
+            var encoded = ConversationEncoder.Encode(tok, style, r.Turns);
+            var (ids, labels) = (encoded.InputIds, encoded.Labels);
             int keep = maxLength - visualTokens + 1; // the placeholder id becomes V tokens
             if (ids.Count > keep) { ids.RemoveRange(keep, ids.Count - keep); labels.RemoveRange(keep, labels.Count - keep); }
-            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, tok.Encode(LlavaModel.QueryText(r.Turns[0].User)), ids.Count - 1 + visualTokens);
+            var ex = new TokenizedExample(r.Id, r.ImagePath, ids, labels, encoded.QueryIds, ids.Count - 1 + visualTokens);
             if (!ids.Contains(LlavaModel.ImageTokenIndex) || ex.SupervisedTokens == 0)
             {
                 var s = new SkippedRecord(-1, r.Id, $"longer than max length {maxLength}: no assistant token is left after truncation");
@@ -179,20 +180,23 @@ public sealed class LlavaDataset
 
 /// <summary>
 /// The order in which a run visits the examples: a permutation per epoch drawn from (seed, epoch) alone, so a resumed
-/// run recomputes it exactly; optionally grouped by length as HF's LengthGroupedSampler (LLaVA's group_by_modality_length
-/// reduces to it here, since every QueCC sample has an image): mega-batches of 50 batches sorted longest first.
+/// run recomputes it exactly; optionally grouped by length as LLaVA's LengthGroupedSampler (llava_trainer.py,
+/// get_length_grouped_indices, which group_by_modality_length reduces to when every sample has an image): the shuffled
+/// order cut into mega-batches of one optimizer step's samples (per-device batch × world size × grad accum, as
+/// LLaVATrainer passes them), each sorted longest first. Only the order inside a step changes, so which samples share a
+/// step stays random. (HF's own sampler sorts 50 steps at once; on data whose length gives away the question type — the
+/// synthetic sets — that runs the steps type by type and leaves the model answering the last type's answer to everything.)
 /// </summary>
 public static class DataOrder
 {
-    public const int MegaBatchMultiplier = 50;
-
-    public static int[] Epoch(IReadOnlyList<int> lengths, int seed, int epoch, int batchSize, bool groupByLength)
+    /// <param name="megaBatch">Samples per optimizer step (batch size × grad accum here, one process).</param>
+    public static int[] Epoch(IReadOnlyList<int> lengths, int seed, int epoch, int megaBatch, bool groupByLength)
     {
         var rng = new Random(unchecked(seed * 1_000_003 + epoch));
         var perm = Enumerable.Range(0, lengths.Count).ToArray();
         rng.Shuffle(perm);
         if (!groupByLength) return perm;
-        int mega = Math.Max(1, batchSize * MegaBatchMultiplier);
+        int mega = Math.Max(1, megaBatch);
         var result = new List<int>(perm.Length);
         for (int i = 0; i < perm.Length; i += mega)
             result.AddRange(perm.Skip(i).Take(mega).OrderByDescending(j => lengths[j])); // stable: ties keep the shuffled order

@@ -9,12 +9,17 @@ namespace QueCC.Model.Data;
 /// generator seeded by (seed, split, index), so a sample does not depend on how many were asked for):
 /// <c>shapes</c> — coloured circles/squares/triangles in a 3×3 grid, questions on colour, shape, count and left/right;
 /// <c>ocr</c> — rendered words/numbers, "what is written" over the whole image or one quadrant.
+/// Each record carries <c>question_type</c> (<see cref="QuestionTypes"/>), which LLaVA readers ignore and the evaluation's
+/// per-type accuracy uses.
 /// </summary>
 public static class SyntheticData
 {
     /// <summary>Side of the generated images; the CLIP preprocessing resizes them to the tower's size (48 for tiny, 96 for small).</summary>
     public const int ImageSize = 64;
     public static readonly string[] Kinds = { "shapes", "ocr" };
+    /// <summary>The eval split as a LLaVA questions file with "answer" and "category" per line.</summary>
+    public const string EvalQuestionsFile = "eval-questions.jsonl";
+    public static readonly string[] QuestionTypes = { "color", "shape", "count", "position", "ocr_whole", "ocr_quadrant" };
 
     private static readonly (string Name, SKColor Color)[] Colors =
     {
@@ -27,7 +32,7 @@ public static class SyntheticData
 
     /// <summary>
     /// Writes <paramref name="count"/> training records to <c>outDir/data.json</c> (and <paramref name="evalCount"/> held-out
-    /// records to <c>outDir/eval.json</c>) with PNGs under <c>outDir/images/</c>; image paths in the JSON are relative to
+    /// records to <c>outDir/eval.json</c> and, as questions for <c>quecc eval</c>, <c>outDir/eval-questions.jsonl</c>) with PNGs under <c>outDir/images/</c>; image paths in the JSON are relative to
     /// <paramref name="outDir"/>. Every file is written atomically. Returns the path of data.json.
     /// </summary>
     public static string Make(string kind, int count, int seed, int evalCount, string outDir)
@@ -45,12 +50,13 @@ public static class SyntheticData
             {
                 var rng = new Random(HashCode(seed, split == "train" ? 0 : 1, i));
                 var rel = $"images/{k}_{split}_{i:D6}.png";
-                var (png, question, answer) = k == "shapes" ? ShapesSample(rng) : OcrSample(rng, typeface);
+                var (png, question, answer, type) = k == "shapes" ? ShapesSample(rng) : OcrSample(rng, typeface);
                 AtomicFile.WriteAllBytes(Path.Combine(outDir, rel), png);
                 arr.Add(new JsonObject
                 {
                     ["id"] = $"{k}-{split}-{i:D6}",
                     ["image"] = rel,
+                    ["question_type"] = type,
                     ["conversations"] = new JsonArray(
                         new JsonObject { ["from"] = "human", ["value"] = "<image>\n" + question },
                         new JsonObject { ["from"] = "gpt", ["value"] = answer }),
@@ -58,6 +64,19 @@ public static class SyntheticData
             }
             var path = Path.Combine(outDir, split == "train" ? "data.json" : "eval.json");
             AtomicFile.WriteAllText(path, arr.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            if (split == "eval")
+            {
+                // The same split in LLaVA's question format for `quecc eval`, with the truth and type it grades against.
+                var lines = arr.Select(r => new JsonObject
+                {
+                    ["question_id"] = r!["id"]!.GetValue<string>(),
+                    ["image"] = r["image"]!.GetValue<string>(),
+                    ["text"] = r["conversations"]![0]!["value"]!.GetValue<string>().Replace("<image>\n", ""),
+                    ["answer"] = r["conversations"]![1]!["value"]!.GetValue<string>(),
+                    ["category"] = r["question_type"]!.GetValue<string>(),
+                }.ToJsonString());
+                AtomicFile.WriteAllText(Path.Combine(outDir, EvalQuestionsFile), string.Join("\n", lines) + "\n");
+            }
             return path;
         }
         var data = Split("train", count);
@@ -91,7 +110,7 @@ public static class SyntheticData
         return data.ToArray();
     }
 
-    private static (byte[] Png, string Question, string Answer) ShapesSample(Random rng)
+    private static (byte[] Png, string Question, string Answer, string Type) ShapesSample(Random rng)
     {
         int n = rng.Next(2, 5);
         var cells = Enumerable.Range(0, 9).ToArray();
@@ -133,15 +152,15 @@ public static class SyntheticData
             switch (family)
             {
                 case 0 when UniqueShape(a):
-                    return (Encode(bmp), $"What color is the {Shapes[objs[a].Shape]}?", Colors[objs[a].Color].Name);
+                    return (Encode(bmp), $"What color is the {Shapes[objs[a].Shape]}?", Colors[objs[a].Color].Name, "color");
                 case 1 when UniqueColor(a):
-                    return (Encode(bmp), $"What shape is the {Colors[objs[a].Color].Name} object?", Shapes[objs[a].Shape]);
+                    return (Encode(bmp), $"What shape is the {Colors[objs[a].Color].Name} object?", Shapes[objs[a].Shape], "shape");
                 case 2:
-                    return (Encode(bmp), "How many shapes are there?", CountWords[n]);
+                    return (Encode(bmp), "How many shapes are there?", CountWords[n], "count");
                 case 3:
                     int b = Enumerable.Range(0, n).FirstOrDefault(j => j != a && objs[j].Col != objs[a].Col && UniqueBoth(j), -1);
                     if (b < 0 || !UniqueBoth(a)) break;
-                    return (Encode(bmp), $"Is the {Name(a)} left or right of the {Name(b)}?", objs[a].Col < objs[b].Col ? "left" : "right");
+                    return (Encode(bmp), $"Is the {Name(a)} left or right of the {Name(b)}?", objs[a].Col < objs[b].Col ? "left" : "right", "position");
             }
         }
         throw new InvalidOperationException("unreachable: the count question always applies");
@@ -149,7 +168,7 @@ public static class SyntheticData
 
     private static string Token(Random rng) => rng.Next(3) == 0 ? rng.Next(0, 100).ToString() : Words[rng.Next(Words.Length)];
 
-    private static (byte[] Png, string Question, string Answer) OcrSample(Random rng, SKTypeface typeface)
+    private static (byte[] Png, string Question, string Answer, string Type) OcrSample(Random rng, SKTypeface typeface)
     {
         using var bmp = new SKBitmap(ImageSize, ImageSize, SKColorType.Rgba8888, SKAlphaType.Premul);
         using var canvas = new SKCanvas(bmp);
@@ -172,7 +191,7 @@ public static class SyntheticData
             var word = Token(rng);
             Draw(word, 0, 0, ImageSize, ImageSize, 26);
             canvas.Flush();
-            return (Encode(bmp), "What is written in the image?", word);
+            return (Encode(bmp), "What is written in the image?", word, "ocr_whole");
         }
         var words = Enumerable.Range(0, 4).Select(_ => Token(rng)).ToArray();
         int shown = rng.Next(2, 5);
@@ -182,6 +201,6 @@ public static class SyntheticData
         for (int i = 0; i < shown; i++) Draw(words[quads[i]], quads[i] % 2 * half, quads[i] / 2 * half, half, half, 16);
         canvas.Flush();
         int asked = quads[rng.Next(shown)];
-        return (Encode(bmp), $"What is written in the {Quadrants[asked]}?", words[asked]);
+        return (Encode(bmp), $"What is written in the {Quadrants[asked]}?", words[asked], "ocr_quadrant");
     }
 }

@@ -78,6 +78,53 @@ public static class TextGenerator
     }
 
     /// <summary>
+    /// Continues B sequences at once: <paramref name="promptEmbeds"/> (B, T, C) left-padded, <paramref name="attentionMask"/>
+    /// (B, T) with 0 on the padding. Positions come from the mask (HF's cumsum − 1), so a padded row sees the same
+    /// positions and keys as alone; one KV cache holds all rows; a row that meets a stop token is finished while the
+    /// others go on (its later tokens are computed and dropped). Greedy answers equal <see cref="GenerateFromEmbeds"/>'s
+    /// row by row; with sampling one generator serves the rows in turn, so draws differ from batch-of-one runs.
+    /// </summary>
+    public static GenerationResult[] GenerateBatchFromEmbeds(Qwen2ForCausalLM model, Tensor promptEmbeds, Tensor attentionMask, GenerationOptions options)
+    {
+        options.Validate();
+        if (promptEmbeds.dim() != 3)
+            throw new ArgumentException($"prompt embeddings have shape [{string.Join(", ", promptEmbeds.shape)}]; expected [B, T, C]");
+        long b = promptEmbeds.shape[0], t = promptEmbeds.shape[1];
+        if (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != t)
+            throw new ArgumentException($"attention mask has shape [{string.Join(", ", attentionMask.shape)}]; expected [{b}, {t}]");
+        using var outer = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var dev = promptEmbeds.device;
+        var gen = new torch.Generator((ulong)options.Seed, dev);
+        var tokens = Enumerable.Range(0, (int)b).Select(_ => new List<int>()).ToArray();
+        var reasons = Enumerable.Repeat(StopReason.MaxNewTokens, (int)b).ToArray();
+        var done = new bool[b];
+        using var cache = model.NewCache();
+        var mask = attentionMask.to_type(ScalarType.Int64);
+        Tensor? next = null; // (B, 1) the token each row feeds next
+        for (int step = 0; step < options.MaxNewTokens; step++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var logits = step == 0
+                ? model.Forward(inputsEmbeds: promptEmbeds, attentionMask: mask, cache: cache, logitsToKeep: 1).Logits // (B, 1, V)
+                : model.Forward(inputIds: next, attentionMask: mask, cache: cache).Logits;
+            var feed = new long[b];
+            for (int i = 0; i < b; i++)
+            {
+                if (done[i]) continue;
+                int token = Sample(logits[i, -1], options.Temperature, options.TopP, gen);
+                if (options.StopTokenIds.Contains(token)) { done[i] = true; reasons[i] = StopReason.StopToken; continue; }
+                tokens[i].Add(token);
+                feed[i] = token;
+            }
+            if (done.All(d => d)) break;
+            next = torch.tensor(feed, device: dev).unsqueeze(1).MoveToOuterDisposeScope();                                        // (B, 1)
+            mask = torch.cat(new[] { mask, torch.ones(b, 1, dtype: ScalarType.Int64, device: dev) }, 1).MoveToOuterDisposeScope(); // (B, P+1)
+        }
+        return tokens.Select((ts, i) => new GenerationResult(ts, reasons[i])).ToArray();
+    }
+
+    /// <summary>
     /// One token from (V) logits: argmax at temperature 0; otherwise HF's TopPLogitsWarper (keep the most probable
     /// tokens until their mass reaches top-p, at least one) then a multinomial draw.
     /// </summary>

@@ -107,6 +107,10 @@ public sealed class LlavaModel : IDisposable
         Projector = new MultimodalProjector(config.Projector, device);
     }
 
+    /// <summary>Loads a LLaVA folder (safetensors or .bin, tower from <paramref name="visionTowerDir"/> or the folder); see <see cref="Checkpoints.Pretrained.Llava"/>.</summary>
+    public static LlavaModel FromPretrained(string dir, Device? device = null, ScalarType? dtype = null, string? visionTowerDir = null) =>
+        Checkpoints.Pretrained.Llava(dir, device, dtype, visionTowerDir);
+
     public ClipImageProcessorConfig ImageProcessorConfig => ClipImageProcessorConfig.ForImageSize(VisionTower.Config.ImageSize);
 
     public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
@@ -161,42 +165,19 @@ public sealed class LlavaModel : IDisposable
         return Projector.Forward(x, multi, Config.Projector.NeedsText ? queryEmbedding : null).MoveToOuterDisposeScope();
     }
 
-    /// <summary>LLaVA's tokenizer_image_token: text chunks around each &lt;image&gt; tokenized separately, joined by <see cref="ImageTokenIndex"/>; BOS first where the tokenizer has one.</summary>
-    public static List<int> TokenizeWithImage(ChatTokenizer tok, string text)
-    {
-        var ids = new List<int>();
-        if (tok.BosTokenId is { } bos) ids.Add(bos);
-        var chunks = text.Split(ImagePlaceholder);
-        for (int i = 0; i < chunks.Length; i++)
-        {
-            if (i > 0) ids.Add(ImageTokenIndex);
-            if (chunks[i].Length > 0) ids.AddRange(tok.Encode(chunks[i]));
-        }
-        return ids;
-    }
+    /// <summary>LLaVA's tokenizer_image_token: text chunks around each &lt;image&gt; tokenized separately, joined by <see cref="ImageTokenIndex"/>; BOS first where the tokenizer adds one.</summary>
+    public static List<int> TokenizeWithImage(ChatTokenizer tok, string text) => ConversationEncoder.TokenizerImageToken(tok, text);
 
-    /// <summary>The question QueCC conditions on: the first user turn without the placeholder.</summary>
+    /// <summary>The first user turn without the placeholder (the data reader requires it to be non-empty; the query itself follows the reference's rule in <see cref="ConversationEncoder"/>).</summary>
     public static string QueryText(string firstUserTurn) => firstUserTurn.Replace(ImagePlaceholder, "").Trim();
 
     private ChatTokenizer Tok => Tokenizer ?? throw new InvalidOperationException("this model was built without a tokenizer");
 
-    /// <summary>
-    /// Token ids and labels of one conversation through the template: assistant answers (with the template's end
-    /// marker) keep their ids, everything else — BOS, system, user turns, the &lt;image&gt; placeholder — is −100.
-    /// </summary>
+    /// <summary>Token ids and labels of one conversation through the template, exactly as the reference's preprocess function (see <see cref="ConversationEncoder"/>).</summary>
     public static (List<int> Ids, List<int> Labels) TokenizeConversation(ChatTokenizer tok, ConversationStyle style, IReadOnlyList<(string User, string? Assistant)> turns)
     {
-        var ids = new List<int>();
-        var labels = new List<int>();
-        if (tok.BosTokenId is { } bos) { ids.Add(bos); labels.Add(IgnoreIndex); }
-        foreach (var seg in Conversation.Render(style, turns))
-        {
-            var chunk = TokenizeWithImage(tok, seg.Text);
-            if (tok.BosTokenId is not null) chunk.RemoveAt(0);
-            ids.AddRange(chunk);
-            labels.AddRange(chunk.Select(t => seg.Supervised && t != ImageTokenIndex ? t : IgnoreIndex));
-        }
-        return (ids, labels);
+        var e = ConversationEncoder.Encode(tok, style, turns);
+        return (e.InputIds, e.Labels);
     }
 
     /// <summary>Visual tokens per image this model splices in (the compressor's output count, or every patch without one).</summary>
@@ -211,10 +192,9 @@ public sealed class LlavaModel : IDisposable
         if (samples.Count == 0) throw new ArgumentException("empty batch");
         using var scope = torch.NewDisposeScope();
         var tok = Tok;
-        var tokenized = samples.Select(s => TokenizeConversation(tok, Config.Style, s.Turns)).ToList();
+        var encoded = samples.Select(s => ConversationEncoder.Encode(tok, Config.Style, s.Turns)).ToList();
         var pixels = torch.stack(samples.Select(s => s.Pixels).ToArray());
-        var queries = samples.Select(s => (IReadOnlyList<int>)tok.Encode(QueryText(s.Turns[0].User))).ToList();
-        var batch = PrepareTokenized(pixels, tokenized.Select(t => t.Ids).ToList(), tokenized.Select(t => t.Labels).ToList(), queries);
+        var batch = PrepareTokenized(pixels, encoded.Select(e => e.InputIds).ToList(), encoded.Select(e => e.Labels).ToList(), encoded.Select(e => e.QueryIds).ToList());
         return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
     }
 
@@ -288,10 +268,11 @@ public sealed class LlavaModel : IDisposable
         using var _ = torch.no_grad();
         var tok = Tok;
         var user = question.Contains(ImagePlaceholder) ? question : ImagePlaceholder + "\n" + question;
-        var ids = TokenizeWithImage(tok, Conversation.Prompt(Config.Style, user));
+        var encoded = ConversationEncoder.Encode(tok, Config.Style, new[] { (user, (string?)null) });
+        var ids = encoded.InputIds;
         var pixels = ClipImageProcessor.Preprocess(image, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig).unsqueeze(0)
             .to(VisionTower.parameters().First().device);
-        var query = Config.Projector.NeedsText ? QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode(QueryText(user)) }) : null;
+        var query = Config.Projector.NeedsText ? QueryEmbedding(new[] { encoded.QueryIds }) : null;
         var visual = EncodeImages(pixels, query);
         var batch = Splice(new[] { ids }, new[] { ids.Select(_ => IgnoreIndex).ToList() }, visual);
         var stops = new HashSet<int>(options.StopTokenIds);
@@ -299,6 +280,42 @@ public sealed class LlavaModel : IDisposable
         foreach (var s in Conversation.StopStrings(Config.Style)) if (tok.TokenToId(s) is { } id) stops.Add(id);
         var result = TextGenerator.GenerateFromEmbeds(Llm, batch.InputsEmbeds.to_type(Llm.parameters().First().dtype), options with { StopTokenIds = stops });
         return tok.Decode(result.Tokens).Trim();
+    }
+
+    /// <summary>
+    /// <see cref="Answer"/> for several image–question pairs in one batch: prompts left-padded, one KV cache, each
+    /// answer ending at its own stop token (<see cref="TextGenerator.GenerateBatchFromEmbeds"/>). Greedy answers equal
+    /// <see cref="Answer"/>'s one by one.
+    /// </summary>
+    public string[] AnswerBatch(IReadOnlyList<RgbImage> images, IReadOnlyList<string> questions, GenerationOptions options)
+    {
+        if (images.Count != questions.Count) throw new ArgumentException($"{images.Count} images for {questions.Count} questions");
+        if (images.Count == 0) return Array.Empty<string>();
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var tok = Tok;
+        var users = questions.Select(q => q.Contains(ImagePlaceholder) ? q : ImagePlaceholder + "\n" + q).ToList();
+        var ids = users.Select(u => TokenizeWithImage(tok, Conversation.Prompt(Config.Style, u))).ToList();
+        var dev = VisionTower.parameters().First().device;
+        var pixels = torch.stack(images.Select(im => ClipImageProcessor.Preprocess(im, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig)).ToArray()).to(dev); // (B, 3, S, S)
+        var query = Config.Projector.NeedsText ? QueryEmbedding(users.Select(u => (IReadOnlyList<int>)tok.Encode(QueryText(u))).ToList()) : null;
+        var visual = EncodeImages(pixels, query);
+        var right = Splice(ids, ids.Select(s => s.Select(_ => IgnoreIndex).ToList()).ToList(), visual);
+        // Splice pads on the right (training); generation continues every row at the end, so move the padding left.
+        long b = right.InputsEmbeds.shape[0], len = right.InputsEmbeds.shape[1];
+        var x = torch.zeros_like(right.InputsEmbeds);
+        var mask = torch.zeros_like(right.AttentionMask);
+        for (long s = 0; s < b; s++)
+        {
+            long n = right.AttentionMask[s].sum().ToInt64();
+            x[s].narrow(0, len - n, n).copy_(right.InputsEmbeds[s].narrow(0, 0, n));
+            mask[s].narrow(0, len - n, n).fill_(1);
+        }
+        var stops = new HashSet<int>(options.StopTokenIds);
+        if (tok.EosTokenId is { } eos) stops.Add(eos);
+        foreach (var s in Conversation.StopStrings(Config.Style)) if (tok.TokenToId(s) is { } id) stops.Add(id);
+        var results = TextGenerator.GenerateBatchFromEmbeds(Llm, x.to_type(Llm.parameters().First().dtype), mask, options with { StopTokenIds = stops });
+        return results.Select(r => tok.Decode(r.Tokens).Trim()).ToArray();
     }
 
     public void Dispose() { VisionTower.Dispose(); Llm.Dispose(); Projector.Dispose(); }

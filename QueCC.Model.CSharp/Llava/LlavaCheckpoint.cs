@@ -106,7 +106,8 @@ public static class LlavaCheckpoint
         try
         {
             // LLaVA saves may also hold the tower; those keys belong to the tower loader, not the LLM.
-            LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal));
+            LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal) || IsTiedHead(cfg.Text, model.Llm, k));
+            CheckTiedHead(cfg.Text, model.Llm, ckpt);
             if (towerDir is not null)
             {
                 using var towerCkpt = Checkpoint.Open(towerDir);
@@ -123,12 +124,31 @@ public static class LlavaCheckpoint
         return model;
     }
 
+    /// <summary>A tied model has no lm_head parameter, yet Hugging Face lists lm_head.weight in _tied_weights_keys and many saves hold it.</summary>
+    private static bool IsTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, string key) =>
+        cfg.TieWordEmbeddings && key == "lm_head.weight" && !llm.state_dict().ContainsKey(key);
+
+    /// <summary>The stored lm_head.weight of a tied model must equal the embedding it is tied to; otherwise the checkpoint is not what the config says.</summary>
+    public static void CheckTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, Checkpoint ckpt)
+    {
+        const string head = "lm_head.weight", embed = "model.embed_tokens.weight";
+        if (!IsTiedHead(cfg, llm, head) || !ckpt.Contains(head)) return;
+        using var scope = torch.NewDisposeScope();
+        var h = ckpt.Read(head);
+        var e = ckpt.Read(embed);
+        if (!h.shape.SequenceEqual(e.shape))
+            throw new CheckpointFormatException($"{ckpt.Source}: tie_word_embeddings is true but {head} has shape ({string.Join(", ", h.shape)}) and {embed} ({string.Join(", ", e.shape)})");
+        var diff = (h.to_type(ScalarType.Float32) - e.to_type(ScalarType.Float32)).abs().max().item<float>();
+        if (diff != 0)
+            throw new CheckpointFormatException($"{ckpt.Source}: tie_word_embeddings is true but {head} differs from {embed} (max |difference| {diff:G4}); set tie_word_embeddings to false for an untied head");
+    }
+
     private static ClipVisionConfig PresetsVisionFor(LlavaConfig cfg) =>
         cfg.Projector.Width == 1024 ? Presets.Presets.ClipVitL336
         : throw new InvalidDataException($"{cfg.Source}: the tower is embedded in the checkpoint but its config is unknown for mm_hidden_size {cfg.Projector.Width}; pass a vision tower folder");
 
     private static bool HasTokenizer(string dir) =>
-        File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));
+        File.Exists(Path.Combine(dir, "tokenizer.json")) || File.Exists(Path.Combine(dir, "vocab.json")) || File.Exists(Path.Combine(dir, "tokenizer.model"));
 
     /// <summary>Loads <c>vision_model.*</c>; a full CLIP checkpoint's text tower, projections, logit_scale and position_ids are skipped.</summary>
     public static void LoadVisionTower(ClipVisionModel tower, Checkpoint ckpt, string prefix)

@@ -28,17 +28,24 @@ public abstract record DecoderConfig
     [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
     [JsonPropertyName("eos_token_id"), JsonConverter(typeof(IntOrIntArrayConverter))] public int[]? EosTokenId { get; init; }
 
+    /// <summary>HF's optional <c>head_dim</c> (Llama, Mistral-style configs); absent → hidden_size / num_attention_heads.</summary>
+    [JsonPropertyName("head_dim")] public int? ExplicitHeadDim { get; init; }
+
     /// <summary>Whether q/k/v projections carry a bias (always for Qwen2, <c>attention_bias</c> for Llama).</summary>
     [JsonIgnore] public abstract bool QkvBias { get; }
+    /// <summary>Whether o_proj carries a bias (Llama's <c>attention_bias</c> covers it; Qwen2's o_proj never has one).</summary>
+    [JsonIgnore] public virtual bool OutputBias => false;
+    /// <summary>Whether gate/up/down projections carry a bias (Llama's <c>mlp_bias</c>).</summary>
+    [JsonIgnore] public virtual bool MlpBiasEnabled => false;
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
-    [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
+    [JsonIgnore] public int HeadDim => ExplicitHeadDim ?? HiddenSize / NumAttentionHeads;
 
     /// <summary>LLM parameters N from the shapes alone (the paper's cost model 2·N·(Q+V) needs it for configs with no weights).</summary>
     public long ParameterCount()
     {
-        long h = HiddenSize, kv = (long)KeyValueHeads * HeadDim, inter = IntermediateSize, vocab = VocabSize;
-        long attention = h * h + 2 * h * kv + h * h + (QkvBias ? h + 2 * kv : 0); // q, k, v, o (+ q/k/v bias)
-        long perLayer = attention + 3 * h * inter + 2 * h;                          // + gate/up/down + two RMSNorms
+        long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim, inter = IntermediateSize, vocab = VocabSize;
+        long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0); // q, k, v, o (+ biases)
+        long perLayer = attention + 3 * h * inter + (MlpBiasEnabled ? 2 * inter + h : 0) + 2 * h;       // + gate/up/down (+ biases) + two RMSNorms
         return vocab * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * perLayer + h;
     }
 
@@ -47,7 +54,8 @@ public abstract record DecoderConfig
         void Positive(string key, int v) { if (v <= 0) throw new InvalidDataException($"{source}: {key} must be a positive integer, got {v}"); }
         Positive("vocab_size", VocabSize); Positive("hidden_size", HiddenSize); Positive("intermediate_size", IntermediateSize);
         Positive("num_hidden_layers", NumHiddenLayers); Positive("num_attention_heads", NumAttentionHeads); Positive("num_key_value_heads", KeyValueHeads);
-        if (HiddenSize % NumAttentionHeads != 0)
+        if (ExplicitHeadDim is { } hd && hd <= 0) throw new InvalidDataException($"{source}: head_dim must be a positive integer, got {hd}");
+        if (ExplicitHeadDim is null && HiddenSize % NumAttentionHeads != 0)
             throw new InvalidDataException($"{source}: hidden_size {HiddenSize} must be divisible by num_attention_heads {NumAttentionHeads}");
         if (HeadDim % 2 != 0)
             throw new InvalidDataException($"{source}: head dim hidden_size/num_attention_heads = {HeadDim} must be even for RoPE");
@@ -92,7 +100,7 @@ public sealed record Qwen2Config : DecoderConfig
         NumAttentionHeads = 32; NumKeyValueHeads = 32; MaxPositionEmbeddings = 32768; RmsNormEps = 1e-6; RopeTheta = 10000.0;
     }
 
-    public override bool QkvBias => true;
+    [JsonIgnore] public override bool QkvBias => true;
 }
 
 /// <summary>HF LlamaConfig (Vicuna), with HF's defaults.</summary>
@@ -105,7 +113,10 @@ public sealed record LlamaConfig : DecoderConfig
     }
 
     [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
-    public override bool QkvBias => AttentionBias;
+    [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
+    [JsonIgnore] public override bool QkvBias => AttentionBias;
+    [JsonIgnore] public override bool OutputBias => AttentionBias;
+    [JsonIgnore] public override bool MlpBiasEnabled => MlpBias;
 }
 
 internal sealed class IntOrIntArrayConverter : JsonConverter<int[]>
@@ -228,7 +239,7 @@ public sealed class DecoderAttention : Module<Tensor, Tensor>
         q_proj = Linear(cfg.HiddenSize, h * d, hasBias: cfg.QkvBias, device: device);
         k_proj = Linear(cfg.HiddenSize, kvh * d, hasBias: cfg.QkvBias, device: device);
         v_proj = Linear(cfg.HiddenSize, kvh * d, hasBias: cfg.QkvBias, device: device);
-        o_proj = Linear(h * d, cfg.HiddenSize, hasBias: false, device: device);
+        o_proj = Linear(h * d, cfg.HiddenSize, hasBias: cfg.OutputBias, device: device);
         RegisterComponents();
     }
 
@@ -262,9 +273,9 @@ public sealed class DecoderMlp : Module<Tensor, Tensor>
 
     public DecoderMlp(DecoderConfig cfg, Device? device = null) : base(nameof(DecoderMlp))
     {
-        gate_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: false, device: device);
-        up_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: false, device: device);
-        down_proj = Linear(cfg.IntermediateSize, cfg.HiddenSize, hasBias: false, device: device);
+        gate_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: cfg.MlpBiasEnabled, device: device);
+        up_proj = Linear(cfg.HiddenSize, cfg.IntermediateSize, hasBias: cfg.MlpBiasEnabled, device: device);
+        down_proj = Linear(cfg.IntermediateSize, cfg.HiddenSize, hasBias: cfg.MlpBiasEnabled, device: device);
         RegisterComponents();
     }
 
@@ -361,6 +372,9 @@ public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
         if (!cfg.TieWordEmbeddings) lm_head = Linear(cfg.HiddenSize, cfg.VocabSize, hasBias: false, device: device);
         RegisterComponents();
     }
+
+    /// <summary>Loads a Hugging Face Qwen2/Llama folder (safetensors or .bin); see <see cref="Checkpoints.Pretrained.CausalLM"/>.</summary>
+    public static Qwen2ForCausalLM FromPretrained(string dir, Device? device = null, ScalarType? dtype = null) => Checkpoints.Pretrained.CausalLM(dir, device, dtype);
 
     /// <summary>Token embeddings (B, T, C) for (B, T) ids, for splicing visual tokens into the text.</summary>
     public Tensor EmbedTokens(Tensor inputIds) => model.EmbedTokens.forward(inputIds);

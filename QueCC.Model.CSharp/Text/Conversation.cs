@@ -7,6 +7,8 @@ public enum ConversationStyle
     Qwen15Chat,
     /// <summary>LLaVA's conv_vicuna_v1: "SYSTEM USER: … ASSISTANT: …&lt;/s&gt;".</summary>
     VicunaV1,
+    /// <summary>LLaVA's conv_llava_plain (stage-1 pretraining): "&lt;image&gt;" + caption + "\n".</summary>
+    Plain,
 }
 
 /// <summary>One text piece of a rendered conversation; <see cref="Supervised"/> marks assistant answers (the only tokens with a loss).</summary>
@@ -21,7 +23,8 @@ public static class Conversation
     {
         "qwen" or "qwen_1_5" or "qwen1.5" or "chatml" => ConversationStyle.Qwen15Chat,
         "vicuna" or "vicuna_v1" or "v1" => ConversationStyle.VicunaV1,
-        _ => throw new ArgumentException($"conversation template '{name}': expected qwen_1_5 or vicuna_v1"),
+        "plain" => ConversationStyle.Plain,
+        _ => throw new ArgumentException($"conversation template '{name}': expected qwen_1_5, vicuna_v1 or plain"),
     };
 
     /// <summary>The template of an LLM config's model_type: Llama → Vicuna v1, Qwen2 → Qwen-1.5 chat.</summary>
@@ -40,7 +43,12 @@ public static class Conversation
         {
             var (user, answer) = turns[i];
             if (answer is null && i != turns.Count - 1) throw new ArgumentException($"turn {i}: only the last turn may lack an assistant answer");
-            if (style == ConversationStyle.Qwen15Chat)
+            if (style == ConversationStyle.Plain)
+            {
+                segs.Add(new(i == 0 ? "<image>" : "", false));
+                if (answer is not null) segs.Add(new(answer + "\n", true));
+            }
+            else if (style == ConversationStyle.Qwen15Chat)
             {
                 var head = i == 0 ? $"<|im_start|>system\n{system ?? QwenSystem}<|im_end|>\n" : "";
                 segs.Add(new(head + $"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n", false));
@@ -62,5 +70,10 @@ public static class Conversation
 
     /// <summary>Strings that end an assistant answer in this template.</summary>
     public static IReadOnlyList<string> StopStrings(ConversationStyle style) =>
-        style == ConversationStyle.Qwen15Chat ? new[] { "<|im_end|>", "<|endoftext|>" } : new[] { "</s>" };
+        style switch
+        {
+            ConversationStyle.Qwen15Chat => new[] { "<|im_end|>", "<|endoftext|>" },
+            ConversationStyle.Plain => new[] { "\n" },
+            _ => new[] { "</s>" },
+        };
 }

@@ -37,8 +37,24 @@ public static class TinyTokenizer
         return map;
     }
 
+    /// <summary>
+    /// The answers of the synthetic benchmarks (make-data), each on its own line as it follows the assistant header, many
+    /// times over: BPE merges them first, so every answer is one token. With answers split into pieces sharing prefixes
+    /// ("t" + "ri" + … for triangle, two, three) a small model's greedy decoding came out as "t" or "yelllow".
+    /// </summary>
+    public static readonly string[] AnswerWords =
+    {
+        "red", "green", "blue", "yellow", "circle", "square", "triangle", "zero", "one", "two", "three", "four", "left", "right",
+        "cat", "dog", "sun", "tree", "book", "car", "map", "key", "box", "sky", "yes", "no", "top", "art",
+    };
+
+    private static string DefaultCorpus =>
+        Corpus + string.Concat(Enumerable.Repeat(string.Concat(AnswerWords.Select(w => w + "\n")), 20)) +
+        "What color is the circle? What shape is the red object? How many shapes are there? Is the blue square left or right of the green triangle? " +
+        "What is written in the image? What is written in the top-left? top-right? bottom-left? bottom-right?\n";
+
     /// <summary>Writes the files into <paramref name="dir"/> and returns the total token count (vocab + specials).</summary>
-    public static int Write(string dir, int numMerges = 200, string? corpus = null)
+    public static int Write(string dir, int numMerges = 250, string? corpus = null)
     {
         Directory.CreateDirectory(dir);
         var sym = ByteSymbols();
@@ -47,7 +63,7 @@ public static class TinyTokenizer
         foreach (var s in sym.OrderBy(s => (int)s[0])) vocab[s] = vocab.Count;
 
         var words = new Dictionary<string, int>();
-        foreach (Match m in Regex.Matches(corpus ?? Corpus, ChatTokenizer.Qwen2Pattern))
+        foreach (Match m in Regex.Matches(corpus ?? DefaultCorpus, ChatTokenizer.Qwen2Pattern))
         {
             var w = string.Join(" ", Encoding.UTF8.GetBytes(m.Value).Select(b => sym[b]));
             words[w] = words.GetValueOrDefault(w) + 1;

@@ -254,7 +254,7 @@ public static class Trainer
             if (opts.StopAfterSteps is { } stopAt && step >= stopAt) { stopped = true; break; }
             var sw = Stopwatch.StartNew();
             int epoch = step / stepsPerEpoch, pos = step % stepsPerEpoch;
-            if (epoch != orderEpoch) { order = DataOrder.Epoch(lengths, opts.Seed, epoch, opts.BatchSize, groupByLength); orderEpoch = epoch; }
+            if (epoch != orderEpoch) { order = DataOrder.Epoch(lengths, opts.Seed, epoch, window, groupByLength); orderEpoch = epoch; }
             var examples = order!.Skip(pos * window).Take(window).Select(i => data.Examples[i]).ToList();
             int tokens = examples.Sum(e => e.SupervisedTokens);
             double lr = LrSchedule.Cosine(peakLr, step, totalSteps, warmup);

@@ -94,3 +94,49 @@ let ``bad question files and missing images are one-line errors before the model
         Assert.False(File.Exists(Path.Combine(dir, "a.jsonl")))
     finally
         Directory.Delete(dir, true)
+
+[<Fact>]
+let ``batched eval with the reference prompt gives the batch-of-one answers and records how they were made`` () =
+    let dir = tempDir ()
+    try
+        let model = Path.Combine(dir, "tiny-quecc")
+        QueCC.Model.Llava.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
+        let images = Path.Combine(dir, "images")
+        Directory.CreateDirectory images |> ignore
+        writePng (Path.Combine(images, "red.png")) 40 30 200uy 10uy 10uy
+        writePng (Path.Combine(images, "blue.png")) 24 36 10uy 10uy 220uy
+        let qs = Path.Combine(dir, "questions.jsonl")
+        // Prompts of different lengths, so the batch is padded; one already carries the suffix.
+        File.WriteAllText(
+            qs,
+            String.concat "\n"
+                [ """{"question_id": 1, "image": "red.png", "text": "Is there a dog?"}"""
+                  """{"question_id": 2, "image": "blue.png", "text": "Is there a red car parked next to the small wooden house by the river?"}"""
+                  """{"question_id": 3, "image": "red.png", "text": "Cat?\nAnswer the question using a single word or phrase."}"""
+                  """{"question_id": 4, "image": "blue.png", "text": "Is the sky blue in this picture, or is it grey?"}"""
+                  """{"question_id": 5, "image": "red.png", "text": "Any people?"}""" ])
+        let run batch name =
+            let out = Path.Combine(dir, name)
+            let ticks = Collections.Generic.List<int>()
+            evaluateWith { Benchmark = Some QueCC.Experiments.Scoring.Pope; MaxNewTokens = Some 6; BatchSize = batch } model None qs images out (fun d _ -> ticks.Add d)
+            File.ReadAllLines out |> Array.map (fun l -> JsonNode.Parse(l).AsObject()), List.ofSeq ticks
+        let one, ticks1 = run 1 "b1.jsonl"
+        let three, ticks3 = run 3 "b3.jsonl"
+        Assert.Equal<int list>([ 1; 2; 3; 4; 5 ], ticks1)
+        Assert.Equal<int list>([ 3; 5 ], ticks3)
+        Assert.Equal<string[]>(one |> Array.map (fun o -> o["text"].GetValue<string>()), three |> Array.map (fun o -> o["text"].GetValue<string>()))
+        // The untrained tiny model mostly answers "", so this equality is weak; BatchedAnswerTests (C#) proves it on long,
+        // varied answers. Here: the file contract at both sizes.
+        let suffix = "Answer the question using a single word or phrase."
+        for o in three do
+            let p = o["prompt"].GetValue<string>()
+            Assert.EndsWith("\n" + suffix, p)
+            Assert.Equal(p.IndexOf suffix, p.LastIndexOf suffix)
+            Assert.Equal("tiny-quecc", o["model_id"].GetValue<string>())
+            let m = o["metadata"]
+            Assert.Equal("pope", m["benchmark"].GetValue<string>())
+            Assert.Equal(0.0, m["temperature"].GetValue<float>())
+            Assert.Equal(6, m["max_new_tokens"].GetValue<int>())
+            Assert.Equal(3, m["batch_size"].GetValue<int>())
+    finally
+        Directory.Delete(dir, true)

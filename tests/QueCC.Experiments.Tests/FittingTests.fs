@@ -210,3 +210,37 @@ let ``holdout of the 7B model on the paper data is within 2 percent`` () =
 [<Fact>]
 let ``holdout of an absent size is a one-line error`` () =
     assertInputError [ "--holdout-llm 14"; "0.5" ] (fun () -> holdout spec Continuous 14.0 (paperData "visual_reasoning.csv"))
+
+/// Errors that grow with N and T (what noisy sweeps of untrained models give): the unbounded closed-form A is negative.
+let private antiLaw () =
+    [ for n in [ 0.5; 1.0; 2.0; 4.0 ] do
+          for v in [ 1.0; 4.0; 16.0; 64.0 ] ->
+              let err = 0.5 + 0.02 * log n + 0.01 * log v
+              { Task = "anti"; LlmParamsB = n; VisualTokens = v; Score = 1.0 - err; Extra = Map.empty } ]
+
+[<Fact>]
+let ``continuous fit keeps A positive on data that rise with N and T, and reports the bound`` () =
+    let obs = antiLaw ()
+    // Oracle for the unbounded problem: ordinary least squares of y on f = N^-a T^-b at a = b = 0.05 has a negative slope.
+    let f = obs |> List.map (fun o -> (o.LlmParamsB ** -0.05) * (o.VisualTokens ** -0.05)) |> Array.ofList
+    let y = obs |> List.map (fun o -> o.Error) |> Array.ofList
+    let mf, my = Array.average f, Array.average y
+    let slope = (Array.fold2 (fun s a b -> s + (a - mf) * (b - my)) 0.0 f y) / (f |> Array.sumBy (fun a -> (a - mf) ** 2.0))
+    Assert.True(slope < 0.0, sprintf "unbounded A %g" slope)
+    let got = fitContinuous spec obs
+    let p = got.Params
+    let minErr = List.min (Array.toList y)
+    Assert.True(p.A >= aMin && p.D >= 0.0 && p.D < minErr, sprintf "%A" p)
+    // With A ≥ 0 the best this data allows is a flat law at the largest feasible floor: D → min error, SSE = Σ (y − min y)².
+    let flat = y |> Array.sumBy (fun e -> (e - minErr) ** 2.0)
+    Assert.True(got.Sse <= flat * (1.0 + 1e-6), sprintf "SSE %g > flat %g" got.Sse flat)
+    let notes = atBounds obs p
+    Assert.True(notes |> List.exists (fun s -> s.StartsWith "A at its lower bound") || notes |> List.exists (fun s -> s.StartsWith "D at its upper bound"), sprintf "%A" notes)
+
+[<Fact>]
+let ``a clean law has no parameter at a bound and profileFit keeps A positive`` () =
+    let truth = { LawParams.A = 0.6123; Alpha = 0.0731; Beta = 0.0173; D = 0.0412 }
+    let obs = synthetic spec truth 0.0 0
+    Assert.Empty(atBounds obs (fitContinuous spec obs).Params)
+    let prof = profileFit spec 0.05 0.05 (antiLaw ())
+    Assert.True(prof.Params.A >= aMin, sprintf "%A" prof.Params)

@@ -227,37 +227,116 @@ let ``POPE with no positive predictions reports precision 0 instead of dividing 
 
 [<Theory>]
 [<InlineData("A", "A")>]
-[<InlineData("(B)", "B")>]
-[<InlineData("C.", "C")>]
-[<InlineData("b", "B")>]
 [<InlineData("B. Paris", "B")>]
-[<InlineData("D) 42", "D")>]
 [<InlineData("The answer is C.", "C")>]
-[<InlineData("Answer: (D)", "D")>]
-[<InlineData("I think (C) is right", "C")>]
-// unanswerable: the article "A", two letters, nothing
-[<InlineData("A cat sits on the mat", "")>]
-[<InlineData("Either (A) or (B)", "")>]
-[<InlineData("The answer is A, or the answer is B", "")>]
-[<InlineData("the answer is a dog", "")>]
+// "The answer is X" needs one more character after the letter, and exactly one such phrase
+[<InlineData("The answer is C", "")>]
+[<InlineData("The answer is A. The answer is B.", "")>]
+// LLaVA's eval_science_qa.py takes nothing else: lower case, parentheses, "B." and "Answer: (D)" fail
+[<InlineData("b", "")>]
+[<InlineData("(B)", "")>]
+[<InlineData("C.", "")>]
+[<InlineData("Answer: (D)", "")>]
+[<InlineData("F", "")>]
 [<InlineData("", "")>]
-let ``an option letter is read from free text, or none`` (text: string, expected: string) =
-    let got = extractChoice text |> Option.map string |> Option.defaultValue ""
+let ``ScienceQA reads a letter only as eval_science_qa.py does`` (text: string, expected: string) =
+    let got = scienceQaChoice text |> Option.map string |> Option.defaultValue ""
     Assert.Equal(expected, got)
 
 [<Fact>]
-let ``multiple choice accuracy counts unreadable answers as wrong`` () =
-    let gt = "{\"question_id\": 1, \"answer\": \"B\"}\n{\"question_id\": 2, \"answer\": \"c\"}\n{\"question_id\": 3, \"answer\": \"A\"}\n{\"question_id\": 4, \"answer\": 0}\n"
-    let answers = "{\"question_id\": 1, \"text\": \"B\"}\n{\"question_id\": 2, \"text\": \"The answer is D.\"}\n{\"question_id\": 3, \"text\": \"hmm\"}\n{\"question_id\": 4, \"text\": \"A.\"}\n"
+let ``ScienceQA accuracy and IMG accuracy, letters past the choices wrong`` () =
+    let gt =
+        String.concat "\n"
+            [ """{"question_id": "1", "answer": 1, "choices": ["x", "y"], "image": "image.png"}"""
+              """{"question_id": "2", "answer": 0, "choices": ["x", "y"], "image": null}"""
+              """{"question_id": "3", "answer": "A", "image": "image.png"}"""
+              """{"question_id": "4", "answer": 2, "choices": ["x", "y", "z"], "image": "image.png"}"""
+              """{"question_id": "5", "answer": 0, "choices": ["x", "y"]}""" ]
+    let answers =
+        String.concat "\n"
+            [ for id, t in [ "1", "B"; "2", "A. x"; "3", "(A)"; "4", "The answer is C." ] -> $"""{{"question_id": "{id}", "text": "{t}"}}""" ]
     withFiles [ "a.jsonl", answers; "gt.jsonl", gt ] (fun dir ->
-        for bench in [ ScienceQa; MmBench; Seed ] do
-            let r = scoreFiles bench (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "gt.jsonl"))
-            // q1 ✓; q2 D ≠ C ✗; q3 no letter ✗ (unparsed); q4 index 0 = A ✓. 2/4.
-            match r.Metrics with
-            | ChoiceMetrics(acc, unparsed) ->
-                assertClose 1e-12 0.5 acc
-                Assert.Equal(1, unparsed)
-            | m -> failwithf "unexpected %A" m)
+        let r = scoreFiles ScienceQa (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "gt.jsonl"))
+        match r.Metrics with
+        | SqaResult m ->
+            // q1 ✓ (img), q2 ✓, q3 "(A)" unparsed ✗ (img), q4 ✓ (img), q5 missing ✗. 3/5; IMG: q1, q4 of q1, q3, q4 → 2/3.
+            Assert.Equal((3, 5, 2, 3, 1), (m.Correct, m.Count, m.ImgCorrect, m.ImgCount, m.Unparsed))
+            assertClose 1e-12 0.6 m.Accuracy
+        | m -> failwithf "unexpected %A" m
+        assertClose 1e-9 (200.0 / 3.0) r.Headline)
+    // A letter beyond the question's choices is wrong even when it is the right index's letter elsewhere.
+    let r = score ScienceQa [ "1", SqaAnswer('C', Some 2, false) ] (Map [ "1", "C" ])
+    assertClose 1e-12 0.0 r.Headline
+
+[<Theory>]
+[<InlineData("B", "B")>]
+[<InlineData("(C) bird", "C")>]
+[<InlineData("The answer is **D**", "D")>]
+// two letters among the words: none by letter, and "B or C" is not an option text either
+[<InlineData("B or C", "")>]
+// the only letter must sit among the last four words, else the "answer is" rule and the texts decide
+[<InlineData("B is what I would say here if asked", "")>]
+[<InlineData("a dog", "B")>]
+[<InlineData("cat or dog", "")>]
+[<InlineData("Cannot determine the answer", "Z")>]
+[<InlineData("Z", "Z")>]
+[<InlineData("", "")>]
+let ``MMBench infers an option as VLMEvalKit's exact matching`` (text: string, expected: string) =
+    let options = [ 'A', "cat"; 'B', "dog"; 'C', "bird"; 'D', "fish" ]
+    Assert.Equal(expected, canInfer text options |> Option.map string |> Option.defaultValue "")
+
+[<Fact>]
+let ``MMBench CircularEval counts a question only when every rotated copy is right`` () =
+    let opts = [ 'A', "cat"; 'B', "dog"; 'C', "bird"; 'D', "fish" ]
+    let row id letter cat = string id, MmbAnswer(letter, opts, Some cat)
+    let truth =
+        [ row 1 'B' "x"; row 1000001 'A' "x"; row 2000001 'D' "x"; row 3000001 'C' "x"
+          row 2 'A' "x"; row 1000002 'D' "x"
+          row 3 'C' "y"; row 1000003 'B' "y"
+          row 4 'A' "y"
+          row 1000009 'A' "y" ]
+    let answers =
+        Map [ "1", "B"; "1000001", "A"; "2000001", "fish"; "3000001", "C"
+              "2", "A"; "1000002", "C"
+              "3", "C"; "1000003", "B. dog"
+              "4", "hmm"
+              "1000009", "A" ]
+    let r = score MmBench truth answers
+    match r.Metrics with
+    | MmbResult m ->
+        // q1: all four copies right ("fish" matches option D's text) ✓; q2: copy 1000002 says C, wants D ✗;
+        // q3: both right ✓; q4: nothing inferred ✗. 2 of 4 circular. Single pass: q1, q2, q3 right → 3/4.
+        // 1000009 has no question 9: an orphan, ignored.
+        Assert.Equal((4, 2, 10, 1, 1), (m.Questions, m.CircularCorrect, m.Rows, m.Unparsed, m.Orphans))
+        assertClose 1e-12 0.5 m.CircularAccuracy
+        assertClose 1e-12 0.75 m.VanillaAccuracy
+        // x: q1 ✓ q2 ✗ → 0.5; y: q3 ✓ q4 ✗ → 0.5.
+        Assert.Equal<(string * int * float) list>([ "x", 2, 0.5; "y", 2, 0.5 ], m.PerCategory)
+    | m -> failwithf "unexpected %A" m
+    assertClose 1e-9 50.0 r.Headline
+
+[<Fact>]
+let ``SEED accuracy per question type and over images, the answer text equal to the letter`` () =
+    let gt =
+        String.concat "\n"
+            [ """{"question_id": 1, "answer": "A", "question_type_id": 1, "data_type": "image"}"""
+              """{"question_id": 2, "answer": "B", "question_type_id": 1, "data_type": "image"}"""
+              """{"question_id": 3, "answer": "C", "question_type_id": 2}"""
+              """{"question_id": 4, "answer": "D", "question_type_id": 10, "data_type": "video"}"""
+              """{"question_id": 5, "answer": "A", "question_type_id": 10, "data_type": "video"}""" ]
+    let answers =
+        String.concat "\n" [ for id, t in [ 1, "A"; 2, "B."; 3, "C"; 4, "D"; 5, "a" ] -> $"""{{"question_id": {id}, "text": "{t}"}}""" ]
+    withFiles [ "a.jsonl", answers; "gt.jsonl", gt ] (fun dir ->
+        let r = scoreFiles Seed (Path.Combine(dir, "a.jsonl")) (Path.Combine(dir, "gt.jsonl"))
+        match r.Metrics with
+        | SeedResult m ->
+            // type 1: "A" ✓, "B." ✗ → 1/2; type 2: ✓ → 1; type 10: "D" ✓, "a" ✗ → 1/2. Images q1-q3: 2/3; all 3/5.
+            Assert.Equal<(string * int * float) list>([ "1", 2, 0.5; "2", 1, 1.0; "10", 2, 0.5 ], m.PerType)
+            assertClose 1e-12 (2.0 / 3.0) m.ImageAccuracy
+            assertClose 1e-12 0.6 m.Accuracy
+            Assert.Equal((3, 2), (m.ImageCount, m.VideoCount))
+        | m -> failwithf "unexpected %A" m
+        assertClose 1e-9 (200.0 / 3.0) r.Headline)
 
 // ---------------------------------------------------------------------------------------------
 // MME
@@ -335,6 +414,9 @@ let ``malformed answers and ground truth are one-line errors naming file and lin
     assertInputError [ "p.jsonl:1"; "\"maybe\""; "expected \"yes\" or \"no\"" ] (fun () ->
         parseTruth Pope "p.jsonl" "{\"question_id\": 1, \"label\": \"maybe\"}")
     assertInputError [ "m.jsonl:1"; "\"AB\""; "option letter" ] (fun () -> parseTruth ScienceQa "m.jsonl" "{\"question_id\": 1, \"answer\": \"AB\"}")
+    assertInputError [ "m.jsonl:1"; "question_id x7"; "TSV index" ] (fun () -> parseTruth MmBench "m.jsonl" "{\"question_id\": \"x7\", \"answer\": \"A\"}")
+    assertInputError [ "s.jsonl:1"; "\"question_type_id\"" ] (fun () -> parseTruth Seed "s.jsonl" "{\"question_id\": 1, \"answer\": \"A\"}")
+    assertInputError [ "q.jsonl:1"; "past the 2 choices" ] (fun () -> parseTruth ScienceQa "q.jsonl" "{\"question_id\": 1, \"answer\": 3, \"choices\": [\"x\", \"y\"]}")
     assertInputError [ "v.jsonl:1"; "\"answers\""; "array of human answers" ] (fun () -> parseTruth VqaV2 "v.jsonl" "{\"question_id\": 1, \"answers\": []}")
     assertInputError [ "v.json: annotations[0]: answers[1]"; "\"answer\"" ] (fun () ->
         parseTruth VqaV2 "v.json" "{\"annotations\": [{\"question_id\": 1, \"answers\": [{\"answer\": \"a\"}, {\"ans\": \"b\"}]}]}")

@@ -4,6 +4,7 @@ using QueCC.Model.Data;
 using QueCC.Model.Llava;
 using QueCC.Model.Tests.Training;
 using QueCC.Model.Text;
+using QueCC.Model.Tests.Text;
 
 namespace QueCC.Model.Tests.Data;
 
@@ -35,7 +36,7 @@ public class LlavaDataTests(TrainingFixture fx)
     private ChatTokenizer Tok => ChatTokenizer.Load(fx.ModelDir);
 
     [Fact]
-    public void Labels_are_minus_100_except_assistant_tokens_and_their_end_token_checked_token_by_token()
+    public void Labels_follow_preprocess_qwen_checked_token_by_token()
     {
         var dir = NewDir();
         // The placeholder written after the question is moved to the front, as LLaVA's preprocess_multimodal does.
@@ -44,27 +45,13 @@ public class LlavaDataTests(TrainingFixture fx)
         var ds = LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, visualTokens: 4, maxLength: 512);
         var ex = Assert.Single(ds.Examples);
 
-        // Expected sequence written out by hand from the Qwen-1.5 chat template (not through Conversation.Render).
-        var expectedIds = new List<int>();
-        var expectedLabels = new List<int>();
-        void Ignored(IEnumerable<int> ids) { foreach (var i in ids) { expectedIds.Add(i); expectedLabels.Add(-100); } }
-        void Supervised(IEnumerable<int> ids) { foreach (var i in ids) { expectedIds.Add(i); expectedLabels.Add(i); } }
-        Ignored(tok.Encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"));
-        Ignored(new[] { LlavaModel.ImageTokenIndex });
-        Ignored(tok.Encode("\nWhat color?<|im_end|>\n<|im_start|>assistant\n"));
-        Supervised(tok.Encode("red<|im_end|>"));
-        Ignored(tok.Encode("\n"));
-        Ignored(tok.Encode("<|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"));
-        Supervised(tok.Encode("two<|im_end|>"));
-        Ignored(tok.Encode("\n"));
-
+        var (expectedIds, expectedLabels) = QwenReference.Encode(tok, ("user", "<image>\nWhat color?"), ("assistant", "red"), ("user", "How many?"), ("assistant", "two"));
         Assert.Equal(expectedIds, ex.Ids);
         Assert.Equal(expectedLabels, ex.Labels);
-        int imEnd = tok.SpecialTokens["<|im_end|>"];
-        Assert.Equal(2, ex.Labels.Count(l => l == imEnd));
         Assert.Equal(expectedIds.Count - 1 + 4, ex.Length);
-        Assert.Equal(tok.Encode("What color?"), ex.QueryIds);
-        Assert.Equal(tok.Encode("red<|im_end|>").Count + tok.Encode("two<|im_end|>").Count, ex.SupervisedTokens);
+        // The authors' rule: decoded text after the image from the first "\n" to "ASSISTANT" (absent in ChatML, so to the end minus one character).
+        Assert.Equal(tok.Encode("What color?\nassistant\nred\nuser\nHow many?\nassistant\ntwo"), ex.QueryIds);
+        Assert.Equal(expectedLabels.Skip(1).Count(l => l != -100), ex.SupervisedTokens);
     }
 
     [Fact]
@@ -95,15 +82,16 @@ public class LlavaDataTests(TrainingFixture fx)
         var json = Write(dir, new JsonArray(Rec("long", "a.png", ("human", "<image>\nWhat?"), ("gpt", longAnswer))));
         var tok = Tok;
         var full = LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, 2048).Examples[0];
-        int promptLen = full.Labels.IndexOf(full.Labels.First(l => l != -100));
-        int max = promptLen + 4 - 1 + 5; // five answer tokens fit
+        int at = full.Ids.IndexOf(LlavaModel.ImageTokenIndex);
+        int max = at + 4 + 5; // five tokens after the visual ones fit
         var cut = LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, max).Examples[0];
         Assert.Equal(max, cut.Length);
         Assert.Equal(full.Ids.Take(max - 4 + 1), cut.Ids);
-        Assert.Equal(5, cut.SupervisedTokens);
+        Assert.Equal(full.Labels.Take(max - 4 + 1), cut.Labels);
 
+        // Cut before the image: nothing of the sample is left to learn from.
         var logs = new List<string>();
-        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, promptLen + 3, log: logs.Add));
+        var e = Assert.Throws<InvalidDataException>(() => LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, 4, at + 3, log: logs.Add));
         Assert.Contains("no usable LLaVA records", e.Message);
         Assert.Contains("max length", e.Message);
     }
@@ -157,22 +145,33 @@ public class LlavaDataTests(TrainingFixture fx)
     }
 
     [Fact]
-    public void Data_order_is_a_seeded_permutation_and_grouping_sorts_each_mega_batch_by_length()
+    public void Data_order_is_a_seeded_permutation_and_grouping_sorts_each_optimizer_step_by_length()
     {
         var lengths = Enumerable.Range(0, 230).Select(i => (i * 37) % 101).ToList();
-        var a = DataOrder.Epoch(lengths, 5, 0, 2, false);
+        var a = DataOrder.Epoch(lengths, 5, 0, 8, false);
         Assert.Equal(Enumerable.Range(0, 230), a.OrderBy(i => i));
-        Assert.Equal(a, DataOrder.Epoch(lengths, 5, 0, 2, false));
-        Assert.NotEqual(a, DataOrder.Epoch(lengths, 5, 1, 2, false));
-        Assert.NotEqual(a, DataOrder.Epoch(lengths, 6, 0, 2, false));
-        var g = DataOrder.Epoch(lengths, 5, 0, 2, true);
+        Assert.Equal(a, DataOrder.Epoch(lengths, 5, 0, 8, false));
+        Assert.NotEqual(a, DataOrder.Epoch(lengths, 5, 1, 8, false));
+        Assert.NotEqual(a, DataOrder.Epoch(lengths, 6, 0, 8, false));
+        var g = DataOrder.Epoch(lengths, 5, 0, 8, true);
         Assert.Equal(Enumerable.Range(0, 230), g.OrderBy(i => i));
-        for (int m = 0; m < 230; m += 100) // mega-batch = 50 × batch 2
+        for (int m = 0; m < 230; m += 8) // mega-batch = one optimizer step (LLaVA's get_length_grouped_indices)
         {
-            var chunk = g.Skip(m).Take(100).ToList();
-            Assert.Equal(a.Skip(m).Take(100).OrderBy(i => i), chunk.OrderBy(i => i)); // same members as the plain shuffle's chunk
+            var chunk = g.Skip(m).Take(8).ToList();
+            Assert.Equal(a.Skip(m).Take(8).OrderBy(i => i), chunk.OrderBy(i => i)); // same members as the plain shuffle's step
             Assert.Equal(chunk.Select(i => lengths[i]).OrderByDescending(l => l), chunk.Select(i => lengths[i]));
         }
+    }
+
+    [Fact]
+    public void Grouping_by_length_keeps_every_length_class_spread_over_the_epoch()
+    {
+        // Four question types whose lengths differ (as in the synthetic sets): with 50 steps sorted at once the last
+        // steps of an epoch held only the shortest type; per step, the last quarter of the epoch holds all four.
+        var lengths = Enumerable.Range(0, 512).Select(i => 40 + i % 4).ToList();
+        var g = DataOrder.Epoch(lengths, 0, 0, 8, true);
+        var lastQuarter = g.Skip(384).Select(i => lengths[i]).ToHashSet();
+        Assert.Equal(new HashSet<int> { 40, 41, 42, 43 }, lastQuarter);
     }
 }
 
@@ -192,7 +191,7 @@ public class SyntheticDataTests(TrainingFixture fx)
         SyntheticData.Make(kind, 12, 1, 3, b);
         SyntheticData.Make(kind, 12, 2, 0, c);
         var fa = Files(a);
-        Assert.Equal(12 + 3 + 2, fa.Count);
+        Assert.Equal(12 + 3 + 3, fa.Count); // images, data.json, eval.json, eval-questions.jsonl
         var fb = Files(b);
         Assert.Equal(fa.Keys.Order(), fb.Keys.Order());
         foreach (var (k, v) in fa) Assert.True(v.AsSpan().SequenceEqual(fb[k]), k);

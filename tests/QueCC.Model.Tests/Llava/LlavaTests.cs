@@ -2,6 +2,7 @@ using QueCC.Model.Checkpoints;
 using QueCC.Model.Clip;
 using QueCC.Model.Llava;
 using QueCC.Model.Text;
+using QueCC.Model.Tests.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -141,21 +142,21 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
             Sample(2, "Describe.", "Blue"),
         };
         var batch = m.Prepare(samples);
-        // oracle: the token ids of the rendered text, and of each supervised segment
-        var ids0 = LlavaModel.TokenizeWithImage(tok, string.Concat(Conversation.Render(ConversationStyle.Qwen15Chat, samples[0].Turns).Select(s => s.Text)));
+        // oracle: preprocess_qwen written out by hand
+        var (ids0, labelsRef0) = QwenReference.Encode(tok, ("user", "<image>\nWhat is it?"), ("assistant", "A cat."), ("user", "And the color?"), ("assistant", "Red."));
+        var (ids1, labelsRef1) = QwenReference.Encode(tok, ("user", "<image>\nDescribe."), ("assistant", "Blue"));
         int at = ids0.IndexOf(LlavaModel.ImageTokenIndex);
-        long len0 = ids0.Count - 1 + 4, len1 = LlavaModel.TokenizeWithImage(tok, Conversation.Prompt(ConversationStyle.Qwen15Chat, "<image>\nDescribe.") + "Blue<|im_end|>\n").Count - 1 + 4;
+        long len0 = ids0.Count - 1 + 4, len1 = ids1.Count - 1 + 4;
         Assert.Equal(Math.Max(len0, len1), batch.InputsEmbeds.shape[1]);
         Assert.Equal(new[] { len0, len1 }, Naive.Flat(batch.AttentionMask.sum(1).to_type(ScalarType.Float64)).Select(x => (long)x));
         var labels0 = Naive.Flat(batch.Labels[0].to_type(ScalarType.Float64)).Select(x => (int)x).ToList();
-        var supervised = labels0.Where(l => l != LlavaModel.IgnoreIndex).ToList();
-        Assert.Equal(tok.Encode("A cat.<|im_end|>").Concat(tok.Encode("Red.<|im_end|>")), supervised);
-        Assert.All(labels0.Skip(at).Take(4), l => Assert.Equal(LlavaModel.IgnoreIndex, l));
+        Assert.Equal(labelsRef0.Take(at).Concat(Enumerable.Repeat(-100, 4)).Concat(labelsRef0.Skip(at + 1)), labels0.Take((int)len0));
         var labels1 = Naive.Flat(batch.Labels[1].to_type(ScalarType.Float64)).Select(x => (int)x).ToList();
-        Assert.Equal(tok.Encode("Blue<|im_end|>"), labels1.Where(l => l != LlavaModel.IgnoreIndex));
+        int at1 = ids1.IndexOf(LlavaModel.ImageTokenIndex);
+        Assert.Equal(labelsRef1.Take(at1).Concat(Enumerable.Repeat(-100, 4)).Concat(labelsRef1.Skip(at1 + 1)), labels1.Take((int)len1));
         Assert.All(labels1.Skip((int)len1), l => Assert.Equal(LlavaModel.IgnoreIndex, l));
         // the four positions at the placeholder hold the projector's output for this image and query
-        var query = m.QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode("What is it?") });
+        var query = m.QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode("What is it?\nassistant\nA cat.\nuser\nAnd the color?\nassistant\nRed.") });
         var visual = m.EncodeImages(Pixels(1).unsqueeze(0), query);
         Assert.True(torch.allclose(batch.InputsEmbeds[0].narrow(0, at, 4), visual[0], 1e-5, 1e-6));
         var textIds = torch.tensor(ids0.Take(at).Select(i => (long)i).ToArray());
@@ -229,8 +230,7 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
                 LlavaEntryPoints.InitModel("tiny", kind, v, dir);
                 using var m = LlavaCheckpoint.Load(dir);
                 var batch = m.Prepare(new[] { Sample(1, "What?", "Yes.") });
-                var text = string.Concat(Conversation.Render(ConversationStyle.Qwen15Chat, new[] { ("<image>\nWhat?", (string?)"Yes.") }).Select(x => x.Text));
-                Assert.Equal(LlavaModel.TokenizeWithImage(m.Tokenizer!, text).Count - 1 + v, batch.InputsEmbeds.shape[1]);
+                Assert.Equal(QwenReference.Encode(m.Tokenizer!, ("user", "<image>\nWhat?"), ("assistant", "Yes.")).Ids.Count - 1 + v, batch.InputsEmbeds.shape[1]);
                 Assert.Equal(v, (int)m.EncodeImages(Pixels(1).unsqueeze(0), null).shape[1]);
             }
             finally { Directory.Delete(dir, true); }

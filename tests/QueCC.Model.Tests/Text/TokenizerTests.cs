@@ -22,7 +22,7 @@ public class TokenizerTests(TinyTokenizerFixture fx) : IClassFixture<TinyTokeniz
         var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(fx.Dir, "vocab.json")))!;
         var merges = File.ReadAllLines(Path.Combine(fx.Dir, "merges.txt"));
         Assert.Equal("#version: 0.2", merges[0]);
-        Assert.Equal(200, merges.Length - 1);
+        Assert.Equal(250, merges.Length - 1);
         foreach (var m in merges.Skip(1))
         {
             var parts = m.Split(' ');
@@ -33,6 +33,14 @@ public class TokenizerTests(TinyTokenizerFixture fx) : IClassFixture<TinyTokeniz
         Assert.Equal(0, vocab["!"]);   // as in Qwen2's vocab.json
         Assert.Equal(vocab.Count + 3, fx.Count);
         Assert.True(fx.Count <= Presets.Presets.TinyVocabSize);
+    }
+
+    [Fact]
+    public void Every_synthetic_answer_is_one_token_after_the_assistant_header()
+    {
+        // The answers of make-data's shapes and ocr sets (numbers are single digits under Qwen2's \p{N} split).
+        foreach (var w in TinyTokenizer.AnswerWords)
+            Assert.Single(fx.Tokenizer.Encode(w));
     }
 
     /// <summary>Reference BPE: split with the Qwen2 regex, map bytes to GPT-2 symbols, apply the lowest-ranked merge until none applies.</summary>
