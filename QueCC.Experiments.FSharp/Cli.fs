@@ -232,10 +232,24 @@ type SweepArgs =
     | Emit_Slurm of path: string
     | Threads of count: int
     | Bootstrap of resamples: int
+    | Devices of list: string
+    | Time of limit: string
+    | Partition of name: string
+    | Mem of size: string
+    | Gres of spec: string
+    | Account of name: string
+    | [<EqualsAssignmentOrSpaced>] Sbatch of option: string
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Devices _ -> "GPU indices for local jobs, e.g. 0,1: each job holds one (CUDA_VISIBLE_DEVICES); --jobs defaults to their count."
+            | Time _ -> "with --emit-slurm: #SBATCH --time (e.g. 2:00:00 or 1-12)."
+            | Partition _ -> "with --emit-slurm: #SBATCH --partition."
+            | Mem _ -> "with --emit-slurm: #SBATCH --mem (e.g. 32G)."
+            | Gres _ -> "with --emit-slurm: #SBATCH --gres (e.g. gpu:1, one GPU per array task)."
+            | Account _ -> "with --emit-slurm: #SBATCH --account."
+            | Sbatch _ -> "with --emit-slurm: any further sbatch option, verbatim (repeatable), e.g. --sbatch=--qos=high."
             | Preset _ -> "smoke | mini | a sweep JSON file (llms, compressors, visual_tokens, tasks, seeds, training)."
             | Out _ -> "output folder: data/, runs/<id>/, results.csv, summary.json, report.html."
             | Jobs _ -> "runs at a time, each in its own process (default 1: in this process)."
@@ -812,8 +826,19 @@ let runSweep (a: ParseResults<SweepArgs>) =
     let spec = Sweep.resolve presetArg
     let out = a.GetResult SweepArgs.Out
     let runs = Sweep.expand spec
-    let jobs = a.GetResult(SweepArgs.Jobs, defaultValue = 1)
+    let devices = a.TryGetResult SweepArgs.Devices |> Option.map Sweep.parseDevices |> Option.defaultValue []
+    let jobs = a.GetResult(SweepArgs.Jobs, defaultValue = max 1 devices.Length)
     if jobs < 1 then inputError "--jobs %d: expected at least 1" jobs
+    if not devices.IsEmpty && jobs > devices.Length then
+        inputError "--jobs %d with --devices %s: expected at most one job per device (--jobs %d or fewer)" jobs (String.Join(",", devices)) devices.Length
+    let slurm: Sweep.SlurmOptions =
+        { Time = a.TryGetResult SweepArgs.Time
+          Partition = a.TryGetResult SweepArgs.Partition
+          Mem = a.TryGetResult SweepArgs.Mem
+          Gres = a.TryGetResult SweepArgs.Gres
+          Account = a.TryGetResult SweepArgs.Account
+          Extra = a.GetResults SweepArgs.Sbatch }
+    Sweep.validateSlurm slurm
     let threads = a.GetResult(SweepArgs.Threads, defaultValue = max 1 (Environment.ProcessorCount / jobs))
     if threads < 1 then inputError "--threads %d: expected at least 1" threads
     TorchSharp.torch.set_num_threads threads
@@ -839,7 +864,7 @@ let runSweep (a: ParseResults<SweepArgs>) =
         Directory.CreateDirectory(Path.Combine(out, "slurm")) |> ignore
         let full = Path.GetFullPath path
         Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
-        Reproduce.writeAtomically full (Sweep.slurmScript spec presetArg out runs.Length threads)
+        Reproduce.writeAtomically full (Sweep.slurmScriptWith slurm spec presetArg out runs.Length threads)
         printfn "wrote %s: a %d-task job array; submit with sbatch, then: quecc sweep --preset %s --out %s --collect" full runs.Length presetArg out
         0
     | None, Some i, _ ->
@@ -866,30 +891,15 @@ let runSweep (a: ParseResults<SweepArgs>) =
         let tick () =
             completed <- completed + 1
             progress "sweep" (max 1 todo.Length) completed
-        if jobs = 1 then
+        if jobs = 1 && devices.IsEmpty then
             for r in todo do
                 Sweep.executeRun spec out r |> ignore
                 tick ()
         else
-            // Each run in its own process, exactly as a Slurm array task runs it.
-            let gate = new Threading.SemaphoreSlim(jobs)
+            // Each run in its own process, exactly as a Slurm array task runs it (and on its own device).
             let lockObj = obj ()
-            let tasks =
-                todo
-                |> List.map (fun r ->
-                    Threading.Tasks.Task.Run(fun () ->
-                        gate.Wait()
-                        try
-                            let cmd = Sweep.selfCommand () @ [ "sweep"; "--preset"; presetArg; "--out"; out; "--only"; string r.Index; "--threads"; string threads ]
-                            let psi = ProcessStartInfo(List.head cmd, List.tail cmd, RedirectStandardOutput = true, RedirectStandardError = true)
-                            use p = Process.Start psi
-                            p.StandardOutput.ReadToEndAsync() |> ignore
-                            p.StandardError.ReadToEndAsync() |> ignore
-                            p.WaitForExit()
-                        finally
-                            gate.Release() |> ignore
-                            lock lockObj tick))
-            Threading.Tasks.Task.WaitAll(tasks |> Array.ofList)
+            let commands = todo |> List.map (fun r -> Sweep.selfCommand () @ [ "sweep"; "--preset"; presetArg; "--out"; out; "--only"; string r.Index; "--threads"; string threads ])
+            Sweep.runLocalJobs jobs devices commands (fun _ -> lock lockObj tick) |> ignore
         report ()
 
 /// Reads (step, loss) from a metrics.jsonl; `path` names the file in errors. The trainer writes a non-finite

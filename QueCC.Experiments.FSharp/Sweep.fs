@@ -486,3 +486,90 @@ let slurmScript (spec: SweepSpec) (presetArg: string) (out: string) (runCount: i
           $"cd {quote Environment.CurrentDirectory}"
           line
           "" ]
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler options: sbatch directives, and local jobs pinned to devices.
+
+/// Resources a Slurm job array asks for. Each is an `#SBATCH` line; `Extra` holds further directives verbatim
+/// (`--qos=high`, `--constraint=a100`). Values are checked here so a typo fails now, not after the queue wait.
+type SlurmOptions =
+    { Time: string option
+      Partition: string option
+      Mem: string option
+      Gres: string option
+      Account: string option
+      Extra: string list }
+
+let defaultSlurmOptions = { Time = None; Partition = None; Mem = None; Gres = None; Account = None; Extra = [] }
+
+/// Checks every value against sbatch's own syntax (time formats of `--time`, sizes of `--mem`, `name[:type]:count`
+/// of `--gres`); a value with a newline would smuggle a shell line into the script.
+let validateSlurm (o: SlurmOptions) =
+    let check (flag: string) (value: string option) (pattern: string) (expected: string) =
+        match value with
+        | Some v when not (Text.RegularExpressions.Regex.IsMatch(v, pattern)) -> inputError "%s '%s': expected %s" flag v expected
+        | _ -> ()
+    check "--time" o.Time @"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$" "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 2:00:00)"
+    check "--partition" o.Partition @"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$" "a partition name or a comma-separated list (e.g. gpu)"
+    check "--mem" o.Mem @"^\d+[KMGT]?$" "a size with an optional K/M/G/T suffix (e.g. 32G)"
+    check "--gres" o.Gres @"^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*(,[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*)*$" "name[:type]:count (e.g. gpu:1 or gpu:a100:2)"
+    check "--account" o.Account @"^[A-Za-z0-9_.-]+$" "an account name"
+    for e in o.Extra do
+        if not (Text.RegularExpressions.Regex.IsMatch(e, @"^--?[A-Za-z][A-Za-z0-9-]*(=[^\r\n]*)?$")) then
+            inputError "--sbatch '%s': expected one sbatch option such as --qos=high or --exclusive" e
+
+/// The `#SBATCH` lines for the options, in sbatch's spelling.
+let slurmDirectives (o: SlurmOptions) =
+    [ match o.Time with Some v -> yield $"#SBATCH --time={v}" | None -> ()
+      match o.Partition with Some v -> yield $"#SBATCH --partition={v}" | None -> ()
+      match o.Mem with Some v -> yield $"#SBATCH --mem={v}" | None -> ()
+      match o.Gres with Some v -> yield $"#SBATCH --gres={v}" | None -> ()
+      match o.Account with Some v -> yield $"#SBATCH --account={v}" | None -> ()
+      for e in o.Extra -> $"#SBATCH {e}" ]
+
+/// `slurmScript` with resource directives after the array's own.
+let slurmScriptWith (o: SlurmOptions) (spec: SweepSpec) (presetArg: string) (out: string) (runCount: int) (threads: int) =
+    validateSlurm o
+    let lines = (slurmScript spec presetArg out runCount threads).Split('\n') |> List.ofArray
+    // The directives must precede the first command; they go right after the existing #SBATCH block.
+    let lastDirective = lines |> List.findIndexBack (fun l -> l.StartsWith "#SBATCH")
+    String.concat "\n" (List.take (lastDirective + 1) lines @ slurmDirectives o @ List.skip (lastDirective + 1) lines)
+
+/// `--devices 0,1,3`: distinct device indices as CUDA numbers them.
+let parseDevices (text: string) =
+    let items = text.Split(',', StringSplitOptions.TrimEntries) |> List.ofArray
+    for d in items do
+        if not (Text.RegularExpressions.Regex.IsMatch(d, @"^\d+$")) then inputError "--devices '%s': '%s' is not a device index; expected e.g. 0,1,2" text d
+    if (List.distinct items).Length <> items.Length then inputError "--devices '%s': a device is listed twice; expected distinct indices" text
+    items
+
+/// Runs commands as child processes, at most `jobs` at a time. With devices, each running command holds one
+/// device of its own, set as CUDA_VISIBLE_DEVICES (so inside it that device is cuda:0), and gives it back when
+/// it exits; at most one command per device. Returns each command's exit code and the device it ran on.
+let runLocalJobs (jobs: int) (devices: string list) (commands: string list list) (onExit: int -> unit) =
+    if jobs < 1 then inputError "--jobs %d: expected at least 1" jobs
+    if not devices.IsEmpty && jobs > devices.Length then
+        inputError "--jobs %d with --devices %s: expected at most one job per device (--jobs %d or fewer)" jobs (String.Join(",", devices)) devices.Length
+    let pool = new Collections.Concurrent.BlockingCollection<string>()
+    for d in devices do pool.Add d
+    let gate = new Threading.SemaphoreSlim(jobs)
+    let tasks =
+        commands
+        |> List.mapi (fun i cmd ->
+            Threading.Tasks.Task.Run(fun () ->
+                gate.Wait()
+                let device = if devices.IsEmpty then None else Some(pool.Take())
+                try
+                    let psi = Diagnostics.ProcessStartInfo(List.head cmd, List.tail cmd, RedirectStandardOutput = true, RedirectStandardError = true)
+                    device |> Option.iter (fun d -> psi.Environment["CUDA_VISIBLE_DEVICES"] <- d)
+                    use p = Diagnostics.Process.Start psi
+                    p.StandardOutput.ReadToEndAsync() |> ignore
+                    p.StandardError.ReadToEndAsync() |> ignore
+                    p.WaitForExit()
+                    onExit i
+                    p.ExitCode, device
+                finally
+                    device |> Option.iter pool.Add
+                    gate.Release() |> ignore))
+    Threading.Tasks.Task.WaitAll(tasks |> List.map (fun t -> t :> Threading.Tasks.Task) |> Array.ofList)
+    tasks |> List.map (fun t -> t.Result)

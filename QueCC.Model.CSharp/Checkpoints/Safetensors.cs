@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using QueCC.Model.Data;
 using static TorchSharp.torch;
 
 namespace QueCC.Model.Checkpoints;
@@ -106,34 +107,20 @@ public static class Safetensors
         // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
         while (header.Length % 8 != 0) header.WriteByte((byte)' ');
 
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+            fs.Write(len);
+            header.Position = 0;
+            header.CopyTo(fs);
+            foreach (var (_, t) in list)
             {
-                Span<byte> len = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
-                fs.Write(len);
-                header.Position = 0;
-                header.CopyTo(fs);
-                foreach (var (_, t) in list)
-                {
-                    if (t.numel() == 0) continue;
-                    using var c = t.detach().cpu().contiguous();
-                    c.WriteBytesToStream(fs, 1 << 20);
-                }
-                fs.Flush(flushToDisk: true);
+                if (t.numel() == 0) continue;
+                using var c = t.detach().cpu().contiguous();
+                c.WriteBytesToStream(fs, 1 << 20);
             }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
+        });
     }
 }
 

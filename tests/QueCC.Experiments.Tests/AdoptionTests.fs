@@ -255,3 +255,65 @@ let ``plot-metrics --out x.png writes PNG, SVG and PDF without Plotly's tool bar
             Assert.False(File.Exists(Path.Combine(dir, "other.html")))
     finally
         Directory.Delete(dir, true)
+
+// ---------------------------------------------------------------------------------------------
+// Slurm directives and local jobs on devices.
+
+[<Fact>]
+let ``sweep --emit-slurm writes the sbatch directives asked for, before the first command; bad values are one line`` () =
+    let dir = tempDir "slurm"
+    try
+        let script = Path.Combine(dir, "sweep.sh")
+        let code, _, err =
+            quecc [ "sweep"; "--preset"; "smoke"; "--out"; Path.Combine(dir, "out"); "--emit-slurm"; script
+                    "--time"; "1-12:00:00"; "--partition"; "gpu"; "--mem"; "32G"; "--gres"; "gpu:a100:1"; "--account"; "lab42"
+                    "--sbatch=--qos=high"; "--sbatch"; "--exclusive" ]
+        Assert.True((code = 0), err)
+        let lines = File.ReadAllLines script
+        let directives = lines |> Array.filter (fun l -> l.StartsWith "#SBATCH") |> Set.ofArray
+        for d in [ "#SBATCH --time=1-12:00:00"; "#SBATCH --partition=gpu"; "#SBATCH --mem=32G"; "#SBATCH --gres=gpu:a100:1"
+                   "#SBATCH --account=lab42"; "#SBATCH --qos=high"; "#SBATCH --exclusive" ] do
+            Assert.Contains(d, directives)
+        // sbatch stops reading directives at the first command line.
+        let firstCommand = lines |> Array.findIndex (fun l -> l <> "" && not (l.StartsWith "#"))
+        let lastDirective = lines |> Array.findIndexBack (fun l -> l.StartsWith "#SBATCH")
+        Assert.True(lastDirective < firstCommand)
+        for args, fragments in
+            [ [ "--time"; "2h" ], [ "--time '2h'"; "HH:MM:SS" ]
+              [ "--mem"; "lots" ], [ "--mem 'lots'"; "32G" ]
+              [ "--gres"; "gpu 1" ], [ "--gres 'gpu 1'"; "gpu:1" ]
+              [ "--sbatch=qos" ], [ "--sbatch 'qos'"; "--qos=high" ] ] do
+            quecc ([ "sweep"; "--preset"; "smoke"; "--out"; Path.Combine(dir, "bad"); "--emit-slurm"; Path.Combine(dir, "bad.sh") ] @ args)
+            |> assertOneLine 1 fragments
+            Assert.False(File.Exists(Path.Combine(dir, "bad.sh")))
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``local jobs on devices: each job holds its own device while it runs, never two jobs on one device`` () =
+    let dir = tempDir "devices"
+    try
+        let commands =
+            [ for i in 0 .. 7 ->
+                  let log = Path.Combine(dir, sprintf "job%d.log" i)
+                  [ "sh"; "-c"; sprintf "echo \"$(date +%%s%%N) $CUDA_VISIBLE_DEVICES\" > %s; sleep 0.3; date +%%s%%N >> %s" log log ] ]
+        let results = Sweep.runLocalJobs 2 [ "0"; "1" ] commands ignore
+        Assert.All(results, fun (code, _) -> Assert.Equal(0, code))
+        let runs =
+            [ for i in 0 .. 7 ->
+                  let lines = File.ReadAllLines(Path.Combine(dir, sprintf "job%d.log" i))
+                  let first = lines[0].Split(' ')
+                  int64 first[0], int64 lines[1], first[1] ]
+        // The child saw the device the launcher says it gave it.
+        Assert.Equal<string list>([ for _, d in results -> d.Value ], [ for _, _, d in runs -> d ])
+        for start, stop, d in runs do
+            Assert.Contains(d, [ "0"; "1" ])
+            // Jobs running at the same moment hold different devices; at most two run at once.
+            let overlapping = runs |> List.filter (fun (s, e, _) -> s < stop && start < e)
+            Assert.InRange(overlapping.Length, 1, 2)
+            Assert.Equal(overlapping.Length, overlapping |> List.map (fun (_, _, d) -> d) |> List.distinct |> List.length)
+        assertInputError [ "--jobs 3"; "one job per device" ] (fun () -> Sweep.runLocalJobs 3 [ "0"; "1" ] commands ignore)
+        assertInputError [ "--devices '0,x'"; "'x'" ] (fun () -> Sweep.parseDevices "0,x")
+        assertInputError [ "twice" ] (fun () -> Sweep.parseDevices "1,1")
+    finally
+        Directory.Delete(dir, true)
