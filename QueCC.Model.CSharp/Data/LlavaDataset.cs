@@ -217,7 +217,11 @@ public sealed class LlavaDataset
 /// </summary>
 public static class DataOrder
 {
+    /// <param name="lengths">Token length of each example (the grouping key).</param>
+    /// <param name="seed">Run seed.</param>
+    /// <param name="epoch">Epoch index (0-based); with the seed it fixes the permutation.</param>
     /// <param name="megaBatch">Samples per optimizer step (batch size × grad accum here, one process).</param>
+    /// <param name="groupByLength">Sort each step's samples longest first (LLaVA's group_by_length).</param>
     public static int[] Epoch(IReadOnlyList<int> lengths, int seed, int epoch, int megaBatch, bool groupByLength)
     {
         var rng = new Random(unchecked(seed * 1_000_003 + epoch));

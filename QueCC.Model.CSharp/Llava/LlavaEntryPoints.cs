@@ -23,9 +23,10 @@ public static class LlavaEntryPoints
     /// <summary>
     /// Writes a randomly initialised LLaVA folder for a tiny/small preset: config.json, model.safetensors, tokenizer files,
     /// vision_tower/. <paramref name="visualTokens"/> V = h² with h dividing the tower's patch grid (kernel = stride = grid/h);
-    /// with compressor "none" V must equal the patch count. Returns <paramref name="outDir"/>.
+    /// with compressor "none" V must equal the patch count. <paramref name="visionTowerDir"/>, when given, is a CLIP vision
+    /// folder (e.g. stage 0's) whose weights replace the random tower; its config must equal the preset's. Returns
+    /// <paramref name="outDir"/>.
     /// </summary>
-    /// <param name="visionTowerDir">A CLIP vision folder (e.g. stage 0's) whose weights replace the random tower; its config must equal the preset's.</param>
     public static string InitModel(string preset, string compressor, int visualTokens, string outDir, long seed = 0, string? visionTowerDir = null)
     {
         using var scope = torch.NewDisposeScope();
