@@ -103,7 +103,10 @@ public sealed class LlavaModel : IDisposable
     {
         Config = config;
         var count = vision.NumHiddenLayers + 1;
-        foreach (var layer in config.Settings.Layers.Append(config.Settings.SelectLayer))
+        // The multi-level layers are read only by compressors that use them (QueCC, TokenPacker); LLaVA-1.5's mlp2x_gelu
+        // folder with a small tower must not be refused over QueCC's default [12, 16, 22, 23].
+        var used = config.Projector.NeedsMultiLevel ? config.Settings.Layers.Append(config.Settings.SelectLayer) : [config.Settings.SelectLayer];
+        foreach (var layer in used)
             if (layer < -count || layer >= count)
                 throw new UserInputException(config.Source, "mm_vision_select_layer / mm_vision_multi_level_layers", layer.ToString(), $"hidden-state indices in [{-count}, {count - 1}] (the tower has {vision.NumHiddenLayers} layers)");
         if (device?.type != DeviceType.META)

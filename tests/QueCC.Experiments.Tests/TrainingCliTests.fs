@@ -8,22 +8,25 @@ open Xunit
 open QueCC.Experiments.Tests.CliTests
 
 /// The CLI as a child process, so it can really be killed (quecc.dll is copied beside the tests).
-let startQuecc (output: Text.StringBuilder) (args: string list) =
+let startQueccWith (output: Text.StringBuilder) (errors: Text.StringBuilder) (args: string list) =
     let psi = ProcessStartInfo("dotnet", Path.Combine(AppContext.BaseDirectory, "quecc.dll") :: args, RedirectStandardOutput = true, RedirectStandardError = true)
     let p = Process.Start psi
     p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
-    p.ErrorDataReceived.Add ignore
+    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock errors (fun () -> errors.AppendLine e.Data |> ignore))
     p.BeginOutputReadLine()
     p.BeginErrorReadLine()
     p
 
+let startQuecc (output: Text.StringBuilder) (args: string list) = startQueccWith output (Text.StringBuilder()) args
+
 /// Runs the CLI to its end and returns its stdout.
 let runToEnd (args: string list) =
-    let out = Text.StringBuilder()
-    use p = startQuecc out args
+    let out, err = Text.StringBuilder(), Text.StringBuilder()
+    use p = startQueccWith out err args
     Assert.True(p.WaitForExit 600_000, "quecc timed out")
     p.WaitForExit()
-    Assert.Equal(0, p.ExitCode)
+    let tail (b: Text.StringBuilder) = let s = b.ToString() in s.Substring(max 0 (s.Length - 4000))
+    Assert.True((p.ExitCode = 0), sprintf "quecc %s exited %d\nstdout:\n%s\nstderr:\n%s" (String.Join(" ", args)) p.ExitCode (tail out) (tail err))
     out.ToString()
 
 /// Every tensor of two safetensors files, byte for byte.

@@ -1,3 +1,4 @@
+using QueCC.Model;
 using QueCC.Model.Clip;
 using QueCC.Model.Llava;
 using QueCC.Model.Text;
@@ -35,7 +36,7 @@ public class Llava15LayoutTests
     [Fact]
     public void Without_a_tower_the_error_names_the_configured_tower()
     {
-        var e = Assert.Throws<FileNotFoundException>(() => LlavaCheckpoint.Load(Fx("llava-v1.5-tiny")));
+        var e = Assert.Throws<UserInputException>(() => LlavaCheckpoint.Load(Fx("llava-v1.5-tiny")));
         Assert.Contains("openai/clip-vit-large-patch14-336", e.Message);
         Assert.Contains("--vision-tower", e.Message);
     }
