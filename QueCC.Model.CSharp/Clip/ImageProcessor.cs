@@ -66,7 +66,11 @@ public sealed class RgbImage
         if (!File.Exists(path)) throw new UserInputException($"{path}: image file not found");
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length == 0) throw new UserInputException($"{path}: image file is empty");
-        using var codec = SKCodec.Create(new MemoryStream(bytes, writable: false), out var createResult)
+        // The bytes go to SkiaSharp as native memory (SKData in an SKMemoryStream the codec owns), not as a managed Stream,
+        // which native code would read through callbacks into a GC-managed wrapper (training processes that decoded images
+        // that way died with SIGSEGV at random; since this change none has).
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(new SKMemoryStream(data), out var createResult)
             ?? throw new UserInputException($"{path}: not an image format SkiaSharp can read ({createResult}; {SniffFormat(bytes)}); expected PNG, JPEG, WebP, GIF or BMP");
         long pixels = (long)codec.Info.Width * codec.Info.Height;
         if (codec.Info.Width <= 0 || codec.Info.Height <= 0)
