@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using QueCC.Model.Clip;
 using QueCC.Model.Llava;
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 using QueCC.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -51,7 +51,7 @@ public static class InferenceBenchmarks
         var dev = Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
         torch.manual_seed(seed);
-        using var llm = new Qwen2ForCausalLM(p.Text, dev);
+        using var llm = CausalLM.Create(p.Text, dev);
         llm.InitializeWeights();
         llm.eval();
         long nParams = llm.parameters().Sum(t => t.numel());

@@ -126,11 +126,11 @@ public static class LlavaCheckpoint
     }
 
     /// <summary>A tied model has no lm_head parameter, yet Hugging Face lists lm_head.weight in _tied_weights_keys and many saves hold it.</summary>
-    private static bool IsTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, string key) =>
+    private static bool IsTiedHead(Decoder.DecoderConfig cfg, nn.Module llm, string key) =>
         cfg.TieWordEmbeddings && key == "lm_head.weight" && !llm.state_dict().ContainsKey(key);
 
     /// <summary>The stored lm_head.weight of a tied model must equal the embedding it is tied to; otherwise the checkpoint is not what the config says.</summary>
-    public static void CheckTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, Checkpoint ckpt)
+    public static void CheckTiedHead(Decoder.DecoderConfig cfg, nn.Module llm, Checkpoint ckpt)
     {
         const string head = "lm_head.weight", embed = "model.embed_tokens.weight";
         if (!IsTiedHead(cfg, llm, head) || !ckpt.Contains(head)) return;

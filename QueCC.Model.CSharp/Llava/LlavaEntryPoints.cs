@@ -3,7 +3,7 @@ using QueCC.Model.Clip;
 using QueCC.Model.Compression;
 using QueCC.Model.Generation;
 using QueCC.Model.Presets;
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 using QueCC.Model.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -107,7 +107,7 @@ public static class LlavaEntryPoints
         var dev = Runtime.Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
         torch.manual_seed(seed);
-        using var llm = new Qwen2ForCausalLM(p.Text, dev);
+        using var llm = CausalLM.Create(p.Text, dev);
         llm.InitializeWeights();
         llm.eval();
         long nParams = llm.parameters().Sum(t => t.numel());
