@@ -1,8 +1,8 @@
-using TorchSharp;
 using QueCC.Model.Clip;
-using QueCC.Model.Llava;
 using QueCC.Model.Decoder;
+using QueCC.Model.Llava;
 using QueCC.Model.Text;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace QueCC.Model.Checkpoints;
