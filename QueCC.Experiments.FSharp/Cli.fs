@@ -714,7 +714,7 @@ let private parseInts (flag: string) (s: string) =
 
 let runCompress (a: ParseResults<CompressArgs>) =
     let shape =
-        QueCC.Model.Compression.ProjectorTools.Compress(
+        QueCC.Model.Commands.ProjectorTools.Compress(
             a.GetResult CompressArgs.Projector, a.GetResult CompressArgs.Config, a.GetResult CompressArgs.Features,
             a.GetResult CompressArgs.Out, a.GetResult(CompressArgs.Device, defaultValue = "cpu"))
     printfn "wrote image_tokens %A to %s" shape (a.GetResult CompressArgs.Out)
@@ -727,12 +727,12 @@ let runDescribe (a: ParseResults<DescribeArgs>) =
         | None, Some preset ->
             let p = QueCC.Model.Presets.Presets.Get preset
             let cfg =
-                QueCC.Model.Llava.LlavaEntryPoints.BuildConfig(
+                QueCC.Model.Commands.LlavaEntryPoints.BuildConfig(
                     p, a.GetResult(DescribeArgs.Compressor, defaultValue = "quecc"), a.GetResult(DescribeArgs.Visual_Tokens, defaultValue = 36))
             printfn "preset %s: LLM %s parameters" preset (p.Text.ParameterCount().ToString("N0"))
             cfg.Projector
         | _ -> inputError "describe: give exactly one of --config FILE or --preset NAME"
-    printfn "%s" ((QueCC.Model.Compression.ProjectorTools.Describe config).Format())
+    printfn "%s" ((QueCC.Model.Commands.ProjectorTools.Describe config).Format())
     0
 
 let runInitModel (a: ParseResults<InitModelArgs>) =
@@ -744,7 +744,7 @@ let runInitModel (a: ParseResults<InitModelArgs>) =
         | None when compressor.Trim().ToLowerInvariant() = "none" -> (QueCC.Model.Presets.Presets.Get(a.GetResult InitModelArgs.Preset)).Vision.NumPatches
         | None -> 4
     let dir =
-        QueCC.Model.Llava.LlavaEntryPoints.InitModel(
+        QueCC.Model.Commands.LlavaEntryPoints.InitModel(
             a.GetResult InitModelArgs.Preset, compressor, visualTokens, a.GetResult InitModelArgs.Out,
             int64 (a.GetResult(InitModelArgs.Seed, defaultValue = 0)), Option.toObj (a.TryGetResult InitModelArgs.Vision_Tower))
     match a.TryGetResult InitModelArgs.Vision_Tower with
@@ -760,7 +760,7 @@ let runGenerate (a: ParseResults<GenerateArgs>) =
     let maxNew = a.GetResult(GenerateArgs.Max_New_Tokens, defaultValue = 64)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
     let answer =
-        QueCC.Model.Llava.LlavaEntryPoints.Generate(
+        QueCC.Model.Commands.LlavaEntryPoints.Generate(
             a.GetResult GenerateArgs.Model, a.TryGetResult GenerateArgs.Vision_Tower |> Option.toObj, a.GetResult GenerateArgs.Image,
             a.GetResult GenerateArgs.Prompt, maxNew, temperature, int64 (a.GetResult(GenerateArgs.Seed, defaultValue = 0)), topP)
     printfn "%s" answer
@@ -1075,7 +1075,7 @@ let runScore (a: ParseResults<ScoreArgs>) =
 let runBenchCompress (a: ParseResults<BenchCompressArgs>) =
     let tokens = a.TryGetResult BenchCompressArgs.Visual_Tokens |> Option.map (parseInts "--visual-tokens") |> Option.defaultValue [| 36; 1 |]
     let result =
-        QueCC.Model.Compression.CompressBenchmark.Run(
+        QueCC.Model.Commands.CompressBenchmark.Run(
             a.GetResult(BenchCompressArgs.Batch, defaultValue = 16), tokens, a.GetResult(BenchCompressArgs.Iterations, defaultValue = 3),
             Action<string>(eprintfn "%s"), a.GetResult(BenchCompressArgs.Method, defaultValue = "quecc"))
     printfn "%s" (result.Format())
@@ -1087,7 +1087,7 @@ let runBenchPrefill (a: ParseResults<BenchPrefillArgs>) =
         a.TryGetResult BenchPrefillArgs.Visual_Tokens |> Option.map (parseInts "--visual-tokens") |> Option.defaultValue [| 1; 4; 16; 36; 64; 144; 576 |]
     let q = a.GetResult(BenchPrefillArgs.Text_Tokens, defaultValue = 50)
     let r =
-        QueCC.Model.Llava.LlavaEntryPoints.BenchmarkPrefill(
+        QueCC.Model.Commands.LlavaEntryPoints.BenchmarkPrefill(
             preset, tokens, q, a.GetResult(BenchPrefillArgs.Repeats, defaultValue = 3), a.GetResult(BenchPrefillArgs.Decode_Tokens, defaultValue = 16))
     printfn "quecc bench prefill: preset %s, LLM %s parameters, Q = %d text tokens, %s, %d torch threads" preset (r.LlmParameters.ToString("N0")) q r.Device (TorchSharp.torch.get_num_threads ())
     printfn "%6s %12s %14s %14s %18s" "V" "prefill ms" "model GFLOP" "ms per GFLOP" "measured/model"
@@ -1109,7 +1109,7 @@ let runBenchLatency (a: ParseResults<BenchLatencyArgs>) =
     if decode < 1 then inputError "--decode-tokens %d: expected at least 1" decode
     let repeats = a.GetResult(BenchLatencyArgs.Repeats, defaultValue = 3)
     if repeats < 1 then inputError "--repeats %d: expected at least 1" repeats
-    let r = QueCC.Model.Generation.InferenceBenchmarks.Latency(preset, vs, q, decode, repeats)
+    let r = QueCC.Model.Commands.InferenceBenchmarks.Latency(preset, vs, q, decode, repeats)
     let pts = List.ofSeq r.Points
     if a.Contains BenchLatencyArgs.Json then
         Json.obj [ "preset", Json.str r.Preset; "device", Json.str r.Device; "llm_parameters", Json.num (float r.LlmParameters)
@@ -1144,7 +1144,7 @@ let runBenchEval (a: ParseResults<BenchEvalArgs>) =
     if n < 1 then inputError "--questions %d: expected at least 1" n
     let maxNew = a.GetResult(BenchEvalArgs.Max_New_Tokens, defaultValue = 8)
     if maxNew < 1 then inputError "--max-new-tokens %d: expected at least 1" maxNew
-    let r = QueCC.Model.Generation.InferenceBenchmarks.EvalThroughput(a.GetResult(BenchEvalArgs.Preset, defaultValue = "tiny"), sizes, n, maxNew)
+    let r = QueCC.Model.Commands.InferenceBenchmarks.EvalThroughput(a.GetResult(BenchEvalArgs.Preset, defaultValue = "tiny"), sizes, n, maxNew)
     printfn "quecc bench eval: preset %s, %s, %d questions, at most %d new tokens, %d torch threads" r.Preset r.Device n maxNew (TorchSharp.torch.get_num_threads ())
     let pts = List.ofSeq r.Points
     printfn "%8s %10s %14s %12s %14s" "batch" "seconds" "questions/s" "vs first" "answer tokens"
@@ -1155,7 +1155,7 @@ let runBenchEval (a: ParseResults<BenchEvalArgs>) =
 let runBenchTrain (a: ParseResults<BenchTrainArgs>) =
     let stage = a.GetResult(BenchTrainArgs.Stage, defaultValue = StageArg.Finetune) |> stageName
     let r =
-        QueCC.Model.Training.Trainer.BenchTrain(
+        QueCC.Model.Commands.TrainBenchmark.Run(
             a.GetResult(BenchTrainArgs.Preset, defaultValue = "tiny"), a.GetResult(BenchTrainArgs.Steps, defaultValue = 20),
             a.GetResult(BenchTrainArgs.Batch_Size, defaultValue = 8), stage, "cpu", 0, 5, a.GetResult(BenchTrainArgs.Repeats, defaultValue = 3),
             Action<string>(eprintfn "%s"))
@@ -1173,11 +1173,11 @@ let runTokenize (a: ParseResults<TokenizeArgs>) =
     match a.TryGetResult TokenizeArgs.Input, a.TryGetResult TokenizeArgs.Conversations with
     | Some input, None ->
         if a.Contains TokenizeArgs.Template then inputError "tokenize: --template applies to --conversations, not --input"
-        QueCC.Model.Text.TokenizeCommand.Texts(dir, input, not (a.Contains TokenizeArgs.No_Special_Tokens), stdout)
+        QueCC.Model.Commands.TokenizeCommand.Texts(dir, input, not (a.Contains TokenizeArgs.No_Special_Tokens), stdout)
     | None, Some conv ->
         if a.Contains TokenizeArgs.No_Special_Tokens then inputError "tokenize: --no-special-tokens applies to --input, not --conversations"
         match a.TryGetResult TokenizeArgs.Template with
-        | Some t -> QueCC.Model.Text.TokenizeCommand.Conversations(dir, conv, t, stdout)
+        | Some t -> QueCC.Model.Commands.TokenizeCommand.Conversations(dir, conv, t, stdout)
         | None -> inputError "tokenize --conversations: give --template vicuna_v1, qwen_1_5 or plain"
     | _ -> inputError "tokenize: give exactly one of --input FILE.jsonl or --conversations FILE.json"
     0

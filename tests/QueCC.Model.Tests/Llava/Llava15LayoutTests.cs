@@ -1,4 +1,5 @@
 using QueCC.Model.Clip;
+using QueCC.Model.Commands;
 using QueCC.Model.Llava;
 using QueCC.Model.Text;
 using static TorchSharp.torch;

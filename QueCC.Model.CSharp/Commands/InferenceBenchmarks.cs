@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using QueCC.Model.Clip;
-using QueCC.Model.Llava;
 using QueCC.Model.Decoder;
+using QueCC.Model.Generation;
+using QueCC.Model.Llava;
 using QueCC.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Generation;
+namespace QueCC.Model.Commands;
 
 /// <summary>One visual-token count of <see cref="InferenceBenchmarks.Latency"/>: medians over the repeats.</summary>
 public sealed record LatencyPoint(int VisualTokens, int TextTokens, double PrefillMilliseconds, double DecodeMillisecondsPerToken,
