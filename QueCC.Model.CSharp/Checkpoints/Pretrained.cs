@@ -24,7 +24,7 @@ public static class Pretrained
         try
         {
             bool tied = cfg.TieWordEmbeddings;
-            LlavaCheckpoint.LoadStrict(model.state_dict().Select(kv => (kv.Key, kv.Value)), ckpt, k => tied && k == "lm_head.weight");
+            StateDictLoader.LoadStrict(model.state_dict().Select(kv => (kv.Key, kv.Value)), ckpt, k => tied && k == "lm_head.weight");
             LlavaCheckpoint.CheckTiedHead(cfg, model, ckpt);
             if (dtype is { } t) model.to(t);
         }

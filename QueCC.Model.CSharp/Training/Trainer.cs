@@ -105,7 +105,7 @@ public static class Trainer
         var prefix = ckpt.Keys.Any(k => k.StartsWith(LlavaModel.ProjectorPrefix, StringComparison.Ordinal)) ? LlavaModel.ProjectorPrefix
             : ckpt.Keys.Any(k => k.StartsWith("mm_projector.", StringComparison.Ordinal)) ? "mm_projector."
             : throw new UserInputException($"{path}: no projector tensors; expected keys model.mm_projector.* or mm_projector.*");
-        LlavaCheckpoint.LoadStrict(model.Projector.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, k => !k.StartsWith(prefix, StringComparison.Ordinal));
+        StateDictLoader.LoadStrict(model.Projector.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, k => !k.StartsWith(prefix, StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -240,7 +240,7 @@ public static class Trainer
             Same("total_steps", st.TotalSteps, totalSteps);
             Same("precision", st.Precision ?? "fp32", precision);
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.ModelFile)))
-                LlavaCheckpoint.LoadStrict(optimized, ck, _ => false);
+                StateDictLoader.LoadStrict(optimized, ck, _ => false);
             SyncModel();
             using (var ck = Checkpoint.Open(Path.Combine(latest, TrainCheckpoint.OptimizerFile)))
                 optimizer.LoadState(ck.Read, st.OptimizerStep);
