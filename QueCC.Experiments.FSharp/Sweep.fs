@@ -405,7 +405,7 @@ let executeRun (spec: SweepSpec) (out: string) (run: Run) : RunResult =
             let model = Path.Combine(dir, "init")
             if not (File.Exists(Path.Combine(model, "config.json"))) then
                 let tower = ensureTower spec out log
-                QueCC.Model.Llava.LlavaEntryPoints.InitModel(run.Llm, run.Compressor, run.VisualTokens, model, int64 run.Seed, Option.toObj tower) |> ignore
+                QueCC.Model.Commands.LlavaEntryPoints.InitModel(run.Llm, run.Compressor, run.VisualTokens, model, int64 run.Seed, Option.toObj tower) |> ignore
             let t = spec.Training
             let train stage (steps: int) (lr: float) (projector: string option) =
                 let stageOut = Path.Combine(dir, stage)

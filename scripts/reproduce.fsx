@@ -15,7 +15,7 @@ let args = fsi.CommandLineArgs |> Array.skip 1
 let outDir = if args.Length > 0 then args[0] else "reproduce-out"
 let settings =
     if args.Length > 1 then { Reproduce.defaultSettings with Bootstrap = int args[1] } else Reproduce.defaultSettings
-let fams, files = Reproduce.run settings outDir (eprintfn "%s") (Cli.progressReporter ())
+let fams, files = Reproduce.run settings outDir (eprintfn "%s") (Progress.reporter ())
 for f in fams do
     let p = f.Continuous.Params
     printfn "%-18s alpha = %.4f  beta = %.4f  alpha/beta = %.2f  V*(Q=50) = %.3g"

@@ -1,8 +1,8 @@
-using TorchSharp;
 using QueCC.Model.Clip;
+using QueCC.Model.Decoder;
 using QueCC.Model.Llava;
-using QueCC.Model.Qwen2;
 using QueCC.Model.Text;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace QueCC.Model.Checkpoints;
@@ -14,17 +14,17 @@ namespace QueCC.Model.Checkpoints;
 /// </summary>
 public static class Pretrained
 {
-    /// <summary>A Qwen2/Llama causal LM folder (model_type qwen2 or llama); a tied model's stored lm_head.weight is checked against the embedding.</summary>
-    public static Qwen2ForCausalLM CausalLM(string dir, Device? device = null, ScalarType? dtype = null)
+    /// <summary>A Qwen2/Llama causal LM folder (model_type qwen2 or llama → <see cref="Qwen2ForCausalLM"/> or <see cref="LlamaForCausalLM"/>); a tied model's stored lm_head.weight is checked against the embedding.</summary>
+    public static CausalLM CausalLM(string dir, Device? device = null, ScalarType? dtype = null)
     {
         if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: model folder not found");
         var cfg = DecoderConfig.Load(Path.Combine(dir, "config.json"));
         using var ckpt = Checkpoint.Open(dir);
-        var model = new Qwen2ForCausalLM(cfg, device);
+        var model = Decoder.CausalLM.Create(cfg, device);
         try
         {
             bool tied = cfg.TieWordEmbeddings;
-            LlavaCheckpoint.LoadStrict(model.state_dict().Select(kv => (kv.Key, kv.Value)), ckpt, k => tied && k == "lm_head.weight");
+            StateDictLoader.LoadStrict(model.state_dict().Select(kv => (kv.Key, kv.Value)), ckpt, k => tied && k == "lm_head.weight");
             LlavaCheckpoint.CheckTiedHead(cfg, model, ckpt);
             if (dtype is { } t) model.to(t);
         }

@@ -12,7 +12,10 @@ public sealed class StateDictMismatchException(string message, IReadOnlyList<str
     public IReadOnlyList<string> ShapeMismatches { get; } = shapeMismatches;
 }
 
-/// <summary>Strict state-dict loading by key name (module field names equal checkpoint keys).</summary>
+/// <summary>
+/// Strict state-dict loading by key name (module field names equal checkpoint keys). <c>LoadStrict</c> is the one
+/// implementation (the LLaVA model, its tower, causal LMs, trainer checkpoints); <c>Load</c> applies it to a module under a key prefix.
+/// </summary>
 public static class StateDictLoader
 {
     /// <summary>Prefixes under which LLaVA checkpoints store the projector: full model, then the stage-1 mm_projector file.</summary>
@@ -25,45 +28,53 @@ public static class StateDictLoader
     /// otherwise all keys are taken as bare module keys. Nothing is copied unless every key matches.
     /// </summary>
     public static void Load(nn.Module module, Checkpoint checkpoint, IReadOnlyList<string>? prefixes = null) =>
-        Load(module, checkpoint.Keys.ToList(), checkpoint.Info, k => checkpoint.Read(k), checkpoint.Source, prefixes);
+        Load(module, checkpoint.Keys.ToList(), k => checkpoint.Info(k).Shape, checkpoint.Read, checkpoint.Source, prefixes);
 
     /// <summary>Same rules for an in-memory state dict.</summary>
     public static void Load(nn.Module module, IReadOnlyDictionary<string, Tensor> stateDict, IReadOnlyList<string>? prefixes = null, string source = "<state dict>") =>
-        Load(module, stateDict.Keys.ToList(), k => new TensorInfo(k, "", stateDict[k].shape, 0, 0), k => stateDict[k].alias(), source, prefixes);
+        Load(module, stateDict.Keys.ToList(), k => stateDict[k].shape, k => stateDict[k].alias(), source, prefixes);
 
-    private static void Load(nn.Module module, List<string> keys, Func<string, TensorInfo> info, Func<string, Tensor> read, string source, IReadOnlyList<string>? prefixes)
+    private static void Load(nn.Module module, List<string> keys, Func<string, long[]> shapeOf, Func<string, Tensor> read, string source, IReadOnlyList<string>? prefixes)
     {
         prefixes ??= ProjectorPrefixes;
         var prefix = prefixes.FirstOrDefault(p => keys.Any(k => k.StartsWith(p, StringComparison.Ordinal))) ?? "";
-        var available = keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal))
-            .ToDictionary(k => k[prefix.Length..], k => k);
+        var targets = module.state_dict().Select(kv => (prefix + kv.Key, kv.Value));
+        var subject = prefix.Length > 0 ? $"the module (keys under '{prefix}')" : "the module";
+        LoadStrict(targets, keys, shapeOf, read, source, k => !k.StartsWith(prefix, StringComparison.Ordinal), subject);
+    }
 
-        var targets = module.state_dict();
-        var missing = targets.Keys.Where(k => !available.ContainsKey(k)).Select(k => prefix + k).ToList();
-        var unexpected = available.Where(kv => !targets.ContainsKey(kv.Key)).Select(kv => kv.Value).ToList();
-        var mismatched = new List<string>();
-        foreach (var (k, t) in targets)
-        {
-            if (!available.TryGetValue(k, out var full)) continue;
-            var shape = info(full).Shape;
-            if (!shape.SequenceEqual(t.shape))
-                mismatched.Add($"{full}: checkpoint ({string.Join(", ", shape)}) vs module ({string.Join(", ", t.shape)})");
-        }
+    /// <summary>
+    /// Copies checkpoint tensors into module tensors by full checkpoint key (converting dtype). Every target key must be
+    /// present with its shape, and every checkpoint key not <paramref name="ignore"/>d must be a target; all missing,
+    /// unexpected and mis-shaped keys are reported at once (<see cref="StateDictMismatchException"/>), before anything is copied.
+    /// </summary>
+    public static void LoadStrict(IEnumerable<(string Key, Tensor Target)> targets, Checkpoint checkpoint, Func<string, bool> ignore, string subject = "the model") =>
+        LoadStrict(targets, checkpoint.Keys.ToList(), k => checkpoint.Info(k).Shape, checkpoint.Read, checkpoint.Source, ignore, subject);
+
+    private static void LoadStrict(IEnumerable<(string Key, Tensor Target)> targets, List<string> keys, Func<string, long[]> shapeOf, Func<string, Tensor> read,
+                                   string source, Func<string, bool> ignore, string subject)
+    {
+        var list = targets.ToList();
+        var present = keys.ToHashSet();
+        var wanted = list.Select(t => t.Key).ToHashSet();
+        var missing = list.Where(t => !present.Contains(t.Key)).Select(t => t.Key).ToList();
+        var unexpected = keys.Where(k => !wanted.Contains(k) && !ignore(k)).OrderBy(k => k).ToList();
+        var mismatched = list.Where(t => present.Contains(t.Key) && !shapeOf(t.Key).SequenceEqual(t.Target.shape))
+            .Select(t => $"{t.Key}: checkpoint ({string.Join(", ", shapeOf(t.Key))}) vs module ({string.Join(", ", t.Target.shape)})").ToList();
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
         {
             var parts = new List<string>();
             if (missing.Count > 0) parts.Add($"missing {missing.Count}: {List(missing)}");
             if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {List(unexpected)}");
             if (mismatched.Count > 0) parts.Add($"shape mismatch {mismatched.Count}: {List(mismatched)}");
-            var where = prefix.Length > 0 ? $" (keys under '{prefix}')" : "";
-            throw new StateDictMismatchException($"{source}: checkpoint does not match the module{where}; {string.Join("; ", parts)}", missing, unexpected, mismatched);
+            throw new StateDictMismatchException($"{source}: checkpoint does not match {subject}; {string.Join("; ", parts)}", missing, unexpected, mismatched);
         }
 
         using var _ = torch.no_grad();
-        foreach (var (k, t) in targets)
+        foreach (var (key, target) in list)
         {
-            using var src = read(available[k]);
-            t.copy_(src);
+            using var src = read(key);
+            target.copy_(src);
         }
     }
 

@@ -1,4 +1,4 @@
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,7 +32,7 @@ public sealed record GenerationResult(IReadOnlyList<int> Tokens, StopReason Reas
 public static class TextGenerator
 {
     /// <summary>Continues a single sequence given as token ids.</summary>
-    public static GenerationResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int> promptIds, GenerationOptions options)
+    public static GenerationResult Generate(CausalLM model, IReadOnlyList<int> promptIds, GenerationOptions options)
     {
         if (promptIds.Count == 0) throw new UserInputException("the prompt has no tokens");
         using var scope = torch.NewDisposeScope();
@@ -42,7 +42,7 @@ public static class TextGenerator
     }
 
     /// <summary>Continues a single sequence given as input embeddings (1, T, C), e.g. text with visual tokens spliced in.</summary>
-    public static GenerationResult GenerateFromEmbeds(Qwen2ForCausalLM model, Tensor promptEmbeds, GenerationOptions options)
+    public static GenerationResult GenerateFromEmbeds(CausalLM model, Tensor promptEmbeds, GenerationOptions options)
     {
         options.Validate();
         if (promptEmbeds.dim() != 3 || promptEmbeds.shape[0] != 1)
@@ -84,7 +84,7 @@ public static class TextGenerator
     /// others go on (its later tokens are computed and dropped). Greedy answers equal <see cref="GenerateFromEmbeds"/>'s
     /// row by row; with sampling one generator serves the rows in turn, so draws differ from batch-of-one runs.
     /// </summary>
-    public static GenerationResult[] GenerateBatchFromEmbeds(Qwen2ForCausalLM model, Tensor promptEmbeds, Tensor attentionMask, GenerationOptions options)
+    public static GenerationResult[] GenerateBatchFromEmbeds(CausalLM model, Tensor promptEmbeds, Tensor attentionMask, GenerationOptions options)
     {
         options.Validate();
         if (promptEmbeds.dim() != 3)

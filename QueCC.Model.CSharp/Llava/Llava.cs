@@ -4,8 +4,8 @@ using System.Text.Json.Serialization;
 using QueCC.Model.Checkpoints;
 using QueCC.Model.Clip;
 using QueCC.Model.Compression;
+using QueCC.Model.Decoder;
 using QueCC.Model.Generation;
-using QueCC.Model.Qwen2;
 using QueCC.Model.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -95,7 +95,7 @@ public sealed class LlavaModel : IDisposable
 
     public LlavaConfig Config { get; }
     public ClipVisionModel VisionTower { get; }
-    public Qwen2ForCausalLM Llm { get; }
+    public CausalLM Llm { get; }
     public MultimodalProjector Projector { get; }
     public ChatTokenizer? Tokenizer { get; init; }
 
@@ -121,7 +121,7 @@ public sealed class LlavaModel : IDisposable
         if (config.Projector.NeedsText && config.Projector.TextSize != config.Text.HiddenSize)
             throw new UserInputException($"{config.Source}: mm_vision_output_text_embedding_size {config.Projector.TextSize} must equal the LLM hidden_size {config.Text.HiddenSize} (the query embedding is the LLM's hidden state)");
         VisionTower = new ClipVisionModel(vision, device);
-        Llm = new Qwen2ForCausalLM(config.Text, device);
+        Llm = CausalLM.Create(config.Text, device);
         Projector = new MultimodalProjector(config.Projector, device);
     }
 

@@ -107,7 +107,7 @@ public static class LlavaCheckpoint
         try
         {
             // LLaVA saves may also hold the tower; those keys belong to the tower loader, not the LLM.
-            LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal) || IsTiedHead(cfg.Text, model.Llm, k));
+            StateDictLoader.LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal) || IsTiedHead(cfg.Text, model.Llm, k));
             CheckTiedHead(cfg.Text, model.Llm, ckpt);
             if (towerDir is not null)
             {
@@ -126,11 +126,11 @@ public static class LlavaCheckpoint
     }
 
     /// <summary>A tied model has no lm_head parameter, yet Hugging Face lists lm_head.weight in _tied_weights_keys and many saves hold it.</summary>
-    private static bool IsTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, string key) =>
+    private static bool IsTiedHead(Decoder.DecoderConfig cfg, nn.Module llm, string key) =>
         cfg.TieWordEmbeddings && key == "lm_head.weight" && !llm.state_dict().ContainsKey(key);
 
     /// <summary>The stored lm_head.weight of a tied model must equal the embedding it is tied to; otherwise the checkpoint is not what the config says.</summary>
-    public static void CheckTiedHead(Qwen2.DecoderConfig cfg, nn.Module llm, Checkpoint ckpt)
+    public static void CheckTiedHead(Decoder.DecoderConfig cfg, nn.Module llm, Checkpoint ckpt)
     {
         const string head = "lm_head.weight", embed = "model.embed_tokens.weight";
         if (!IsTiedHead(cfg, llm, head) || !ckpt.Contains(head)) return;
@@ -156,32 +156,6 @@ public static class LlavaCheckpoint
     {
         bool Ignored(string k) =>
             !k.StartsWith(prefix + "vision_model.", StringComparison.Ordinal) || k.EndsWith("embeddings.position_ids", StringComparison.Ordinal);
-        LoadStrict(tower.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, Ignored);
-    }
-
-    /// <summary>Copies checkpoint tensors into module tensors by name (converting dtype); all mismatches are reported at once, before anything is copied.</summary>
-    public static void LoadStrict(IEnumerable<(string Key, Tensor Target)> targets, Checkpoint ckpt, Func<string, bool> ignore)
-    {
-        var list = targets.ToList();
-        var wanted = list.Select(t => t.Key).ToHashSet();
-        var missing = list.Where(t => !ckpt.Contains(t.Key)).Select(t => t.Key).ToList();
-        var unexpected = ckpt.Keys.Where(k => !wanted.Contains(k) && !ignore(k)).OrderBy(k => k).ToList();
-        var mismatched = list.Where(t => ckpt.Contains(t.Key) && !ckpt.Info(t.Key).Shape.SequenceEqual(t.Target.shape))
-            .Select(t => $"{t.Key}: checkpoint ({string.Join(", ", ckpt.Info(t.Key).Shape)}) vs module ({string.Join(", ", t.Target.shape)})").ToList();
-        if (missing.Count + unexpected.Count + mismatched.Count > 0)
-        {
-            static string Few(List<string> xs) => string.Join(", ", xs.Take(10)) + (xs.Count > 10 ? $", … ({xs.Count - 10} more)" : "");
-            var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing {missing.Count}: {Few(missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {Few(unexpected)}");
-            if (mismatched.Count > 0) parts.Add($"shape mismatch {mismatched.Count}: {Few(mismatched)}");
-            throw new StateDictMismatchException($"{ckpt.Source}: checkpoint does not match the model; {string.Join("; ", parts)}", missing, unexpected, mismatched);
-        }
-        using var _ = torch.no_grad();
-        foreach (var (key, target) in list)
-        {
-            using var src = ckpt.Read(key);
-            target.copy_(src);
-        }
+        StateDictLoader.LoadStrict(tower.state_dict().Select(kv => (prefix + kv.Key, kv.Value)), ckpt, Ignored);
     }
 }

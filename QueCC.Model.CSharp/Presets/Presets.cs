@@ -1,5 +1,5 @@
 using QueCC.Model.Clip;
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 
 namespace QueCC.Model.Presets;
 

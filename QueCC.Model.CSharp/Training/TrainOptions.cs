@@ -11,7 +11,7 @@ public enum TrainStage { Pretrain, Finetune }
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>A model folder as written by LlavaEntryPoints.InitModel or LlavaCheckpoint.Save (config.json, weights, tokenizer, vision_tower/).</summary>
+    /// <summary>A model folder as written by Commands.LlavaEntryPoints.InitModel or LlavaCheckpoint.Save (config.json, weights, tokenizer, vision_tower/).</summary>
     public string ModelDir { get; init; } = "";
     /// <summary>Vision tower folder when it is not the model folder's vision_tower/.</summary>
     public string? VisionTowerDir { get; init; }
@@ -77,11 +77,3 @@ public sealed record TrainProgress(int Step, int TotalSteps, double Epoch, doubl
 public sealed record TrainResult(string OutDir, string? FinalDir, string? ProjectorFile, string MetricsPath, int Steps, int TotalSteps,
                                  int? ResumedFromStep, double FirstLoss, double LastLoss, int SkippedRecords, int NonFiniteSteps,
                                  int UsableRecords, double TrainSeconds, IReadOnlyList<double> StepSeconds, bool Stopped);
-
-/// <summary>
-/// Trainer throughput against a bare forward/backward/step loop on the same batches: the headline rates come from the median
-/// step time over all timed steps, the <c>Mean…</c> ones from the best round's total time. Overheads are in percent.
-/// </summary>
-public sealed record BenchTrainResult(string Preset, string Device, int Steps, int BatchSize, int Repeats, double TrainerSamplesPerSecond,
-                                      double BareSamplesPerSecond, double OverheadPercent, double TrainerMeanSamplesPerSecond,
-                                      double BareMeanSamplesPerSecond, double MeanOverheadPercent, long PeakWorkingSetBytes, long PeakManagedBytes);

@@ -56,7 +56,7 @@ let ``the blind run sees one grey image, so equal questions get equal answers wh
     let dir = Path.Combine(Path.GetTempPath(), "quecc-blind-test-" + Guid.NewGuid().ToString("N"))
     try
         let model = Path.Combine(dir, "m")
-        QueCC.Model.Llava.LlavaEntryPoints.InitModel("tiny", "avgpool", 4, model, 3L) |> ignore
+        QueCC.Model.Commands.LlavaEntryPoints.InitModel("tiny", "avgpool", 4, model, 3L) |> ignore
         let data = Path.Combine(dir, "data")
         QueCC.Model.Data.SyntheticData.Make("shapes", 1, 0, 12, data) |> ignore
         let qs = Path.Combine(data, QueCC.Model.Data.SyntheticData.EvalQuestionsFile)

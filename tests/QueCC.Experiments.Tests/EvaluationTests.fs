@@ -33,7 +33,7 @@ let ``evaluate answers every question once per line, deterministically, and the 
     let dir = tempDir ()
     try
         let model = Path.Combine(dir, "tiny-quecc")
-        QueCC.Model.Llava.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
+        QueCC.Model.Commands.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
         let images = Path.Combine(dir, "images")
         Directory.CreateDirectory images |> ignore
         writePng (Path.Combine(images, "red.png")) 40 30 200uy 10uy 10uy
@@ -100,7 +100,7 @@ let ``batched eval with the reference prompt gives the batch-of-one answers and 
     let dir = tempDir ()
     try
         let model = Path.Combine(dir, "tiny-quecc")
-        QueCC.Model.Llava.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
+        QueCC.Model.Commands.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
         let images = Path.Combine(dir, "images")
         Directory.CreateDirectory images |> ignore
         writePng (Path.Combine(images, "red.png")) 40 30 200uy 10uy 10uy

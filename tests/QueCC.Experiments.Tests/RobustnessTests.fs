@@ -365,7 +365,7 @@ let ``malformed files through the quecc executable give one line, exit 1 and no 
             QueCC.Model.Checkpoints.Safetensors.Write(f, [ Collections.Generic.KeyValuePair("image_features", TorchSharp.torch.randn(2L, 16L, 8L)) ])
             File.ReadAllBytes w, File.ReadAllBytes f
         let model = Path.Combine(root, "model")
-        QueCC.Model.Llava.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
+        QueCC.Model.Commands.LlavaEntryPoints.InitModel("tiny", "quecc", 4, model) |> ignore
         let png = Path.Combine(root, "i.png")
         QueCC.Model.Clip.RgbImage.Filled(20, 12, 200uy, 10uy, 10uy).SavePng png
         let pngBytes = File.ReadAllBytes png

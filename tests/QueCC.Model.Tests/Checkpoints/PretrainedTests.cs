@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using QueCC.Model.Checkpoints;
 using QueCC.Model.Clip;
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 using QueCC.Model.Tests.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -19,7 +19,8 @@ public class PretrainedTests
     public void Llama_with_attention_bias_mlp_bias_and_head_dim_matches_an_independent_PyTorch_forward(string folder)
     {
         using var _ = NewDisposeScope();
-        using var lm = Qwen2ForCausalLM.FromPretrained(Fx(folder));
+        using var lm = CausalLM.FromPretrained(Fx(folder));
+        Assert.IsType<LlamaForCausalLM>(lm);
         Assert.Equal((8, true, true, true), (lm.Config.HeadDim, lm.Config.QkvBias, lm.Config.OutputBias, lm.Config.MlpBiasEnabled));
         var names = lm.state_dict().Keys.ToHashSet();
         Assert.Contains("model.layers.0.self_attn.o_proj.bias", names);
@@ -42,7 +43,7 @@ public class PretrainedTests
         Assert.All(bin.parameters(), p => Assert.Equal(ScalarType.Float16, p.dtype));
         var expected = st.state_dict();
         foreach (var (k, t) in bin.state_dict()) Assert.True(t.to_type(ScalarType.Float32).allclose(expected[k], 0, 0), $"{k} differs");
-        var e = Assert.Throws<StateDictMismatchException>(() => Qwen2ForCausalLM.FromPretrained(Fx("checkpoints", "llava-bin")));
+        var e = Assert.Throws<StateDictMismatchException>(() => CausalLM.FromPretrained(Fx("checkpoints", "llava-bin")));
         Assert.Contains("model.mm_projector.", e.Message); // a LLaVA folder is not a plain causal LM: its projector keys are named
     }
 

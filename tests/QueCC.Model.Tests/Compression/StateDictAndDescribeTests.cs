@@ -1,4 +1,5 @@
 using QueCC.Model.Checkpoints;
+using QueCC.Model.Commands;
 using QueCC.Model.Compression;
 using TorchSharp;
 using Xunit;

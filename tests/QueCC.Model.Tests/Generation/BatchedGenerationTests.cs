@@ -1,5 +1,5 @@
+using QueCC.Model.Decoder;
 using QueCC.Model.Generation;
-using QueCC.Model.Qwen2;
 using TorchSharp;
 using static TorchSharp.torch;
 

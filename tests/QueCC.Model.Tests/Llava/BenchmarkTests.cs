@@ -1,4 +1,4 @@
-using QueCC.Model.Llava;
+using QueCC.Model.Commands;
 
 namespace QueCC.Model.Tests.Llava;
 

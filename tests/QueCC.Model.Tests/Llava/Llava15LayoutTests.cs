@@ -1,5 +1,6 @@
 using QueCC.Model;
 using QueCC.Model.Clip;
+using QueCC.Model.Commands;
 using QueCC.Model.Llava;
 using QueCC.Model.Text;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ public class Llava15LayoutTests
     {
         using var _ = NewDisposeScope();
         using var m = LlavaCheckpoint.Load(Fx("llava-v1.5-tiny"), Fx("clip-vit-tiny-patch2-48"));
-        Assert.IsType<QueCC.Model.Qwen2.LlamaConfig>(m.Config.Text);
+        Assert.IsType<QueCC.Model.Decoder.LlamaConfig>(m.Config.Text);
         Assert.Equal(ConversationStyle.VicunaV1, m.Config.Style);
         Assert.Equal(576, m.VisualTokenCount);
         Assert.Equal((TokenizerKind.SentencePiece, false, 1, 2), (m.Tokenizer!.Kind, m.Tokenizer.Legacy, m.Tokenizer.BosTokenId, m.Tokenizer.EosTokenId));

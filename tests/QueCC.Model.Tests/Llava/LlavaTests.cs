@@ -1,8 +1,9 @@
 using QueCC.Model.Checkpoints;
 using QueCC.Model.Clip;
+using QueCC.Model.Commands;
 using QueCC.Model.Llava;
-using QueCC.Model.Text;
 using QueCC.Model.Tests.Text;
+using QueCC.Model.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 

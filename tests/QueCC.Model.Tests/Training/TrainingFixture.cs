@@ -1,5 +1,5 @@
+using QueCC.Model.Commands;
 using QueCC.Model.Data;
-using QueCC.Model.Llava;
 using QueCC.Model.Training;
 
 namespace QueCC.Model.Tests.Training;

@@ -1,5 +1,6 @@
 using QueCC.Model.Checkpoints;
 using QueCC.Model.Clip;
+using QueCC.Model.Commands;
 using QueCC.Model.Data;
 using QueCC.Model.Llava;
 using QueCC.Model.Training;

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using QueCC.Model.Compression;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Compression;
+namespace QueCC.Model.Commands;
 
 /// <summary>
 /// One benchmarked configuration; times are per image (batch time / batch), GFLOP/s from <see cref="Flops"/>.

@@ -1,6 +1,7 @@
 using System.Text.Json;
+using QueCC.Model.Text;
 
-namespace QueCC.Model.Text;
+namespace QueCC.Model.Commands;
 
 /// <summary>What <c>quecc tokenize</c> prints: Hugging Face-equal ids of texts, or the template encoding of LLaVA records.</summary>
 public static class TokenizeCommand

@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using QueCC.Model.Clip;
+using QueCC.Model.Decoder;
+using QueCC.Model.Generation;
 using QueCC.Model.Llava;
-using QueCC.Model.Qwen2;
 using QueCC.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Generation;
+namespace QueCC.Model.Commands;
 
 /// <summary>One visual-token count of <see cref="InferenceBenchmarks.Latency"/>: medians over the repeats.</summary>
 public sealed record LatencyPoint(int VisualTokens, int TextTokens, double PrefillMilliseconds, double DecodeMillisecondsPerToken,
@@ -51,7 +52,7 @@ public static class InferenceBenchmarks
         var dev = Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
         torch.manual_seed(seed);
-        using var llm = new Qwen2ForCausalLM(p.Text, dev);
+        using var llm = CausalLM.Create(p.Text, dev);
         llm.InitializeWeights();
         llm.eval();
         long nParams = llm.parameters().Sum(t => t.numel());

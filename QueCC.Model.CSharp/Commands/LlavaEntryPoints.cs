@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using QueCC.Model.Clip;
 using QueCC.Model.Compression;
+using QueCC.Model.Decoder;
 using QueCC.Model.Generation;
+using QueCC.Model.Llava;
 using QueCC.Model.Presets;
-using QueCC.Model.Qwen2;
 using QueCC.Model.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Llava;
+namespace QueCC.Model.Commands;
 
 /// <summary>Prefill latency at one visual-token count, next to the paper's inference-cost model 2·N·(Q+V).</summary>
 public sealed record PrefillPoint(int VisualTokens, int TextTokens, double MeanMilliseconds, double ModelFlops);
@@ -107,7 +108,7 @@ public static class LlavaEntryPoints
         var dev = Runtime.Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
         torch.manual_seed(seed);
-        using var llm = new Qwen2ForCausalLM(p.Text, dev);
+        using var llm = CausalLM.Create(p.Text, dev);
         llm.InitializeWeights();
         llm.eval();
         long nParams = llm.parameters().Sum(t => t.numel());

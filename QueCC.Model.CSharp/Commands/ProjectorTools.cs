@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Text;
 using QueCC.Model.Checkpoints;
+using QueCC.Model.Compression;
 using QueCC.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Compression;
+namespace QueCC.Model.Commands;
 
 /// <summary>One row of <see cref="ProjectorDescription"/>: a state-dict module, its parameters and per-image FLOPs.</summary>
 public sealed record ModuleCost(string Module, long Parameters, double ForwardFlops, double BackwardFlops);

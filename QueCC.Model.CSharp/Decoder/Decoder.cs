@@ -5,9 +5,9 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace QueCC.Model.Qwen2;
+namespace QueCC.Model.Decoder;
 
-/// <summary>Fields shared by HF Qwen2Config and LlamaConfig; one decoder implementation serves both (they differ in qkv bias and defaults).</summary>
+/// <summary>Fields shared by HF Qwen2Config and LlamaConfig (<see cref="Qwen2Config"/>, <see cref="LlamaConfig"/>); one set of decoder blocks serves both (they differ in biases and defaults).</summary>
 public abstract record DecoderConfig
 {
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "";
@@ -108,34 +108,6 @@ public abstract record DecoderConfig
     public string ToJson() => JsonSerializer.Serialize<object>(this, new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
 }
 
-/// <summary>HF Qwen2Config (Qwen1.5 checkpoints use it), with HF's defaults.</summary>
-public sealed record Qwen2Config : DecoderConfig
-{
-    public Qwen2Config()
-    {
-        ModelType = "qwen2"; VocabSize = 151936; HiddenSize = 4096; IntermediateSize = 22016; NumHiddenLayers = 32;
-        NumAttentionHeads = 32; NumKeyValueHeads = 32; MaxPositionEmbeddings = 32768; RmsNormEps = 1e-6; RopeTheta = 10000.0;
-    }
-
-    [JsonIgnore] public override bool QkvBias => true;
-}
-
-/// <summary>HF LlamaConfig (Vicuna), with HF's defaults.</summary>
-public sealed record LlamaConfig : DecoderConfig
-{
-    public LlamaConfig()
-    {
-        ModelType = "llama"; VocabSize = 32000; HiddenSize = 4096; IntermediateSize = 11008; NumHiddenLayers = 32;
-        NumAttentionHeads = 32; MaxPositionEmbeddings = 2048; RmsNormEps = 1e-6; RopeTheta = 10000.0; BosTokenId = 1; EosTokenId = new[] { 2 };
-    }
-
-    [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
-    [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
-    [JsonIgnore] public override bool QkvBias => AttentionBias;
-    [JsonIgnore] public override bool OutputBias => AttentionBias;
-    [JsonIgnore] public override bool MlpBiasEnabled => MlpBias;
-}
-
 internal sealed class IntOrIntArrayConverter : JsonConverter<int[]>
 {
     public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
@@ -153,7 +125,7 @@ internal sealed class IntOrIntArrayConverter : JsonConverter<int[]>
     }
 }
 
-/// <summary>Per-layer keys and values of the tokens seen so far. Passed into and updated by <see cref="Qwen2ForCausalLM.Forward"/>; owns its tensors.</summary>
+/// <summary>Per-layer keys and values of the tokens seen so far. Passed into and updated by <see cref="CausalLM.Forward"/>; owns its tensors.</summary>
 public sealed class KvCache : IDisposable
 {
     private readonly Tensor?[] _keys, _values;
@@ -378,15 +350,20 @@ public sealed class DecoderModel : Module<Tensor, Tensor>
 /// <summary>Logits (B, T', V) — T' = T or the last <c>logitsToKeep</c> positions — and the final-norm hidden states (B, T, C).</summary>
 public sealed record CausalLMOutput(Tensor Logits, Tensor LastHiddenState);
 
-/// <summary>HF Qwen2ForCausalLM / LlamaForCausalLM. With tied embeddings there is no <c>lm_head</c> module and no <c>lm_head.weight</c> key, as in HF's saved files.</summary>
-public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
+/// <summary>
+/// The body HF's Qwen2ForCausalLM and LlamaForCausalLM share: <c>model.*</c> (<see cref="DecoderModel"/>) and
+/// <c>lm_head</c>. With tied embeddings there is no <c>lm_head</c> module and no <c>lm_head.weight</c> key, as in HF's
+/// saved files. <see cref="Create"/> and <see cref="FromPretrained"/> pick <see cref="Qwen2ForCausalLM"/> or
+/// <see cref="LlamaForCausalLM"/> from the config's <c>model_type</c>.
+/// </summary>
+public abstract class CausalLM : Module<Tensor, Tensor>
 {
     private readonly DecoderModel model;
     private readonly Linear? lm_head;
 
     public DecoderConfig Config { get; }
 
-    public Qwen2ForCausalLM(DecoderConfig cfg, Device? device = null) : base(nameof(Qwen2ForCausalLM))
+    private protected CausalLM(string name, DecoderConfig cfg, Device? device) : base(name)
     {
         Config = cfg.Validate();
         if (device?.type != DeviceType.META) Runtime.ModelMemory.Check("decoder config", "the LLM", cfg.ParameterCount());
@@ -395,8 +372,16 @@ public sealed class Qwen2ForCausalLM : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The causal LM of a parsed config: <see cref="Qwen2ForCausalLM"/> for a <see cref="Qwen2Config"/>, <see cref="LlamaForCausalLM"/> for a <see cref="LlamaConfig"/>.</summary>
+    public static CausalLM Create(DecoderConfig cfg, Device? device = null) => cfg switch
+    {
+        Qwen2Config q => new Qwen2ForCausalLM(q, device),
+        LlamaConfig l => new LlamaForCausalLM(l, device),
+        _ => throw new ArgumentException($"no causal LM for config type {cfg.GetType().Name}", nameof(cfg)),
+    };
+
     /// <summary>Loads a Hugging Face Qwen2/Llama folder (safetensors or .bin); see <see cref="Checkpoints.Pretrained.CausalLM"/>.</summary>
-    public static Qwen2ForCausalLM FromPretrained(string dir, Device? device = null, ScalarType? dtype = null) => Checkpoints.Pretrained.CausalLM(dir, device, dtype);
+    public static CausalLM FromPretrained(string dir, Device? device = null, ScalarType? dtype = null) => Checkpoints.Pretrained.CausalLM(dir, device, dtype);
 
     /// <summary>Token embeddings (B, T, C) for (B, T) ids, for splicing visual tokens into the text.</summary>
     public Tensor EmbedTokens(Tensor inputIds) => model.EmbedTokens.forward(inputIds);

@@ -1,8 +1,8 @@
-using QueCC.Model.Qwen2;
+using QueCC.Model.Decoder;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace QueCC.Model.Tests.Qwen2;
+namespace QueCC.Model.Tests.Decoder;
 
 public class DecoderTests
 {
@@ -12,10 +12,10 @@ public class DecoderTests
         RmsNormEps = 1e-6, RopeTheta = 100.0, TieWordEmbeddings = tie, MaxPositionEmbeddings = 64,
     };
 
-    private static Qwen2ForCausalLM RandomModel(DecoderConfig cfg, int seed = 3)
+    private static CausalLM RandomModel(DecoderConfig cfg, int seed = 3)
     {
         torch.manual_seed(seed);
-        var m = new Qwen2ForCausalLM(cfg);
+        var m = CausalLM.Create(cfg);
         using (torch.no_grad()) foreach (var (_, p) in m.named_parameters()) p.normal_(0, 0.4); // norms away from 1, biases away from 0
         return m;
     }
@@ -180,7 +180,8 @@ public class DecoderTests
     public void Real_configs_have_HFs_keys_and_shapes_on_the_meta_device(string preset, int vocab, int hidden, int inter, int layers, int kvDim, bool bias, bool tied, long nParams)
     {
         var cfg = Presets.Presets.Get(preset).Text;
-        using var model = new Qwen2ForCausalLM(cfg, torch.device("meta"));
+        using var model = CausalLM.Create(cfg, torch.device("meta"));
+        Assert.IsType(preset == "vicuna-7b" ? typeof(LlamaForCausalLM) : typeof(Qwen2ForCausalLM), model);
         var actual = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
         var expected = ExpectedDecoderKeys(vocab, hidden, inter, layers, kvDim, bias, tied);
         Assert.Equal(expected.Keys.OrderBy(k => k), actual.Keys.OrderBy(k => k));
