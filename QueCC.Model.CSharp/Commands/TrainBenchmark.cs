@@ -90,7 +90,7 @@ public static class TrainBenchmark
         var st = Trainer.ParseStage(stage);
         using var model = LlavaCheckpoint.Load(modelDir, null, Runtime.Devices.Resolve(device));
         var trainable = Trainer.Freeze(model, st);
-        var data = LlavaDataset.Load(dataJson, Path.GetDirectoryName(dataJson)!, model.Tokenizer!, model.Config.Style, model.VisualTokenCount, 2048);
+        var data = LlavaDataset.Load(dataJson, Path.GetDirectoryName(dataJson)!, model.Tokenizer!, model.Config.Style, model.VisualTokenCount, 2048, queryRule: model.Config.Settings.QueryRule);
         var order = DataOrder.Epoch(data.Examples.Select(e => e.Length).ToList(), seed, 0, batchSize, false);
         using var opt = new AdamW(trainable.Select(t => (t.Name, (Tensor)t.Param)).ToList());
         var seconds = new List<double>(total);

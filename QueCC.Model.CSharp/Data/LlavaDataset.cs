@@ -162,7 +162,8 @@ public sealed class LlavaDataset
     /// throws instead. Each skipped record is reported to <paramref name="log"/> with its id and reason.
     /// </summary>
     public static LlavaDataset Load(string jsonPath, string imagesDir, ChatTokenizer tok, ConversationStyle style, int visualTokens,
-                                    int maxLength, bool strict = false, Action<string>? log = null)
+                                    int maxLength, bool strict = false, Action<string>? log = null,
+                                    QueryRule queryRule = QueryRule.FirstUserTurn)
     {
         if (maxLength <= visualTokens + 1) throw new UserInputException($"max length {maxLength}: expected more than the {visualTokens} visual tokens + 1");
         var (records, skipped) = LlavaJson.Read(jsonPath, imagesDir);
@@ -171,7 +172,7 @@ public sealed class LlavaDataset
         var examples = new List<TokenizedExample>();
         foreach (var r in records)
         {
-            var encoded = ConversationEncoder.Encode(tok, style, r.Turns);
+            var encoded = ConversationEncoder.Encode(tok, style, r.Turns, queryRule);
             var (ids, labels) = (encoded.InputIds, encoded.Labels);
             int keep = maxLength - visualTokens + 1; // the placeholder id becomes V tokens
             if (ids.Count > keep) { ids.RemoveRange(keep, ids.Count - keep); labels.RemoveRange(keep, labels.Count - keep); }

@@ -24,6 +24,15 @@ public sealed record LlavaSettings
     [JsonPropertyName("image_aspect_ratio")] public string ImageAspectRatio { get; init; } = "pad";
     /// <summary>qwen_1_5 or vicuna_v1; absent → from model_type.</summary>
     [JsonPropertyName("conversation_template")] public string? ConversationTemplate { get; init; }
+    /// <summary>Where the QueCC query text ends: "first_user_turn" (default) or "authors_fork" (llava_arch.py exactly; see <see cref="Text.QueryRule"/>).</summary>
+    [JsonPropertyName("quecc_query_rule")] public string QueryRuleName { get; init; } = "first_user_turn";
+
+    [JsonIgnore] public Text.QueryRule QueryRule => QueryRuleName switch
+    {
+        "first_user_turn" => Text.QueryRule.FirstUserTurn,
+        "authors_fork" => Text.QueryRule.AuthorsFork,
+        _ => throw new UserInputException($"quecc_query_rule '{QueryRuleName}': expected first_user_turn or authors_fork"),
+    };
 
     [JsonIgnore] public IReadOnlyList<int> Layers => MultiLevelLayers ?? ClipFeatures.QueccMultiLevelLayers.ToArray();
 
@@ -59,6 +68,8 @@ public sealed record LlavaConfig(DecoderConfig Text, ProjectorConfig Projector, 
         _ = s.AspectMode(path);
         if (s.SelectFeature != "patch") throw new UserInputException(path, "mm_vision_select_feature", $"'{s.SelectFeature}'", "patch");
         if (s.MultiLevelLayers is { Length: 0 }) throw new UserInputException(path, "mm_vision_multi_level_layers", "[]", "a non-empty list of CLIP hidden-state indices");
+        if (s.QueryRuleName is not ("first_user_turn" or "authors_fork"))
+            throw new UserInputException(path, "quecc_query_rule", s.QueryRuleName ?? "null", "first_user_turn or authors_fork");
         if (s.ConversationTemplate is { } t) _ = Conversation.ParseStyle(t);
     }
 
@@ -210,7 +221,7 @@ public sealed class LlavaModel : IDisposable
         if (samples.Count == 0) throw new ArgumentException("empty batch");
         using var scope = torch.NewDisposeScope();
         var tok = Tok;
-        var encoded = samples.Select(s => ConversationEncoder.Encode(tok, Config.Style, s.Turns)).ToList();
+        var encoded = samples.Select(s => ConversationEncoder.Encode(tok, Config.Style, s.Turns, Config.Settings.QueryRule)).ToList();
         var pixels = torch.stack(samples.Select(s => s.Pixels).ToArray());
         var batch = PrepareTokenized(pixels, encoded.Select(e => e.InputIds).ToList(), encoded.Select(e => e.Labels).ToList(), encoded.Select(e => e.QueryIds).ToList());
         return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
@@ -286,7 +297,7 @@ public sealed class LlavaModel : IDisposable
         using var _ = torch.no_grad();
         var tok = Tok;
         var user = question.Contains(ImagePlaceholder) ? question : ImagePlaceholder + "\n" + question;
-        var encoded = ConversationEncoder.Encode(tok, Config.Style, new[] { (user, (string?)null) });
+        var encoded = ConversationEncoder.Encode(tok, Config.Style, new[] { (user, (string?)null) }, Config.Settings.QueryRule);
         var ids = encoded.InputIds;
         var pixels = ClipImageProcessor.Preprocess(image, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig).unsqueeze(0)
             .to(VisionTower.parameters().First().device);
@@ -313,7 +324,7 @@ public sealed class LlavaModel : IDisposable
         using var _ = torch.no_grad();
         var tok = Tok;
         var users = questions.Select(q => q.Contains(ImagePlaceholder) ? q : ImagePlaceholder + "\n" + q).ToList();
-        var encoded = users.Select(u => ConversationEncoder.Encode(tok, Config.Style, new[] { (u, (string?)null) })).ToList();
+        var encoded = users.Select(u => ConversationEncoder.Encode(tok, Config.Style, new[] { (u, (string?)null) }, Config.Settings.QueryRule)).ToList();
         var ids = encoded.Select(e => e.InputIds).ToList();
         var dev = VisionTower.parameters().First().device;
         var pixels = torch.stack(images.Select(im => ClipImageProcessor.Preprocess(im, Config.Settings.AspectMode(Config.Source), ImageProcessorConfig)).ToArray()).to(dev); // (B, 3, S, S)

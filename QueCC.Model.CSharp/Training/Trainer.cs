@@ -208,7 +208,7 @@ public static class Trainer
         SyncModel();
 
         var data = LlavaDataset.Load(opts.DataJson, opts.ImagesDir ?? Path.GetDirectoryName(Path.GetFullPath(opts.DataJson))!, tok, model.Config.Style,
-                                     model.VisualTokenCount, opts.MaxLength, opts.Strict, log);
+                                     model.VisualTokenCount, opts.MaxLength, opts.Strict, log, model.Config.Settings.QueryRule);
         WriteSkipped(opts.OutDir, data.Skipped);
         int window = opts.BatchSize * opts.GradAccum;
         int stepsPerEpoch = data.Examples.Count / window;

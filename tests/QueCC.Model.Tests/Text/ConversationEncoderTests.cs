@@ -23,6 +23,10 @@ public class ConversationEncoderTests
     [InlineData("plain", "spm")]
     [InlineData("plain", "qwen3")]
     public void Records_encode_exactly_as_the_reference_preprocess_functions(string template, string tokenizer)
+        => EncodesAsReference(template, tokenizer);
+
+    /// <summary>The fixtures hold the authors' fork's query rule; <see cref="QueryRule.AuthorsFork"/> reproduces it exactly.</summary>
+    private static void EncodesAsReference(string template, string tokenizer)
     {
         var tok = Tokenizer(tokenizer);
         var style = Conversation.ParseStyle(template);
@@ -39,10 +43,14 @@ public class ConversationEncoderTests
             var exp = expected[i]!;
             if (exp["error"] is not null)
             {
-                Assert.Throws<UserInputException>(() => ConversationEncoder.EncodeMessages(tok, style, msgs, id));
+                Assert.Throws<UserInputException>(() => ConversationEncoder.EncodeMessages(tok, style, msgs, id, QueryRule.AuthorsFork));
                 continue;
             }
-            var got = ConversationEncoder.EncodeMessages(tok, style, msgs, id);
+            var got = ConversationEncoder.EncodeMessages(tok, style, msgs, id, QueryRule.AuthorsFork);
+            // The default rule differs from the fork only where the fork's query runs past the first user turn (qwen_1_5).
+            var byDefault = ConversationEncoder.EncodeMessages(tok, style, msgs, id);
+            Assert.Equal(got.InputIds, byDefault.InputIds);
+            if (style != ConversationStyle.Qwen15Chat) Assert.Equal(got.QueryText, byDefault.QueryText);
             if (!Ints(exp["input_ids"]).SequenceEqual(got.InputIds)) wrong.Add($"{id} input_ids: expected {S(Ints(exp["input_ids"]))}, got {S(got.InputIds)}");
             if (!Ints(exp["labels"]).SequenceEqual(got.Labels)) wrong.Add($"{id} labels: expected {S(Ints(exp["labels"]))}, got {S(got.Labels)}");
             if (exp["query_text"]!.GetValue<string>() != got.QueryText) wrong.Add($"{id} query text: expected '{exp["query_text"]}', got '{got.QueryText}'");
@@ -52,6 +60,20 @@ public class ConversationEncoderTests
         }
         Assert.True(wrong.Count == 0, $"{wrong.Count} differences:\n" + string.Join("\n", wrong));
         Assert.True(supervised > 0);
+    }
+
+    [Fact]
+    public void Qwen_query_is_the_first_user_turn_in_training_and_at_inference_and_never_holds_the_answer()
+    {
+        var tok = Tokenizer("qwen3");
+        var train = ConversationEncoder.Encode(tok, ConversationStyle.Qwen15Chat, new[] { ("<image>\nWhat shape is the red object?", (string?)"circle") });
+        var prompt = ConversationEncoder.Encode(tok, ConversationStyle.Qwen15Chat, new[] { ("<image>\nWhat shape is the red object?", (string?)null) });
+        Assert.Equal("What shape is the red object?", train.QueryText);
+        Assert.Equal(train.QueryText, prompt.QueryText);
+        Assert.Equal(train.QueryIds, prompt.QueryIds);
+        // The fork's rule, kept as a setting: under this template its training query contains the answer.
+        var fork = ConversationEncoder.Encode(tok, ConversationStyle.Qwen15Chat, new[] { ("<image>\nWhat shape is the red object?", (string?)"circle") }, QueryRule.AuthorsFork);
+        Assert.Contains("circle", fork.QueryText);
     }
 
     [Fact]
