@@ -29,10 +29,9 @@ public sealed record EncodedConversation(List<int> InputIds, List<int> Labels, s
 /// with &lt;s&gt; for Llama/Vicuna). Without an image token the reference uses the word "image".
 /// That exact rule is <see cref="QueryRule.AuthorsFork"/>. The default, <see cref="QueryRule.FirstUserTurn"/>, differs only for
 /// templates without "ASSISTANT" (qwen_1_5): there the fork's training query runs on through the answers, so the compressor
-/// is handed the answer it is trained to predict, and at inference (where the prompt ends at the assistant header) it is
-/// not: the tiny models trained that way reached a training loss of 0.06 and answered every colour, shape and position
-/// question of their own training split with one constant. FirstUserTurn ends the query with the first user turn
-/// (at its end-of-turn token), the same text in training and at inference.
+/// is handed, in training only, the answer it is trained to predict (at inference the prompt ends at the assistant
+/// header). FirstUserTurn ends the query with the first user turn (at its end-of-turn token), the same text in training
+/// and at inference (docs/miniature-world.md, 1e).
 /// </summary>
 public static class ConversationEncoder
 {
