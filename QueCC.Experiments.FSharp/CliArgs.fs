@@ -424,10 +424,12 @@ type TokenizeArgs =
     | No_Special_Tokens
     | Conversations of json: string
     | Template of name: string
+    | Query_Rule of rule: string
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Query_Rule _ -> "with --conversations: where the QueCC query ends, first_user_turn (default, what training uses) or authors_fork (the fork's llava_arch.py rule)."
             | Tokenizer _ -> "Hugging Face tokenizer folder (tokenizer.json, vocab.json + merges.txt or tokenizer.model; tokenizer_config.json)."
             | Input _ -> "JSON lines {\"text\": …}: prints {\"ids\": […]} per line, Hugging Face's tokenizer(text).input_ids."
             | No_Special_Tokens -> "with --input: add_special_tokens=False (no BOS/EOS added)."

@@ -635,7 +635,7 @@ let runTokenize (a: ParseResults<TokenizeArgs>) =
     | None, Some conv ->
         if a.Contains TokenizeArgs.No_Special_Tokens then inputError "tokenize: --no-special-tokens applies to --input, not --conversations"
         match a.TryGetResult TokenizeArgs.Template with
-        | Some t -> QueCC.Model.Commands.TokenizeCommand.Conversations(dir, conv, t, stdout)
+        | Some t -> QueCC.Model.Commands.TokenizeCommand.Conversations(dir, conv, t, stdout, a.GetResult(TokenizeArgs.Query_Rule, defaultValue = "first_user_turn"))
         | None -> inputError "tokenize --conversations: give --template vicuna_v1, qwen_1_5 or plain"
     | _ -> inputError "tokenize: give exactly one of --input FILE.jsonl or --conversations FILE.json"
     0

@@ -38,14 +38,20 @@ public static class TokenizeCommand
     }
 
     /// <summary>One <c>{"input_ids","labels","query_ids"}</c> line per record of a LLaVA JSON file, through <see cref="ConversationEncoder"/>.</summary>
-    public static void Conversations(string tokenizerDir, string conversationsJson, string template, TextWriter output)
+    public static void Conversations(string tokenizerDir, string conversationsJson, string template, TextWriter output, string queryRule = "first_user_turn")
     {
+        var rule = queryRule switch
+        {
+            "first_user_turn" => QueryRule.FirstUserTurn,
+            "authors_fork" => QueryRule.AuthorsFork,
+            _ => throw new UserInputException($"--query-rule {queryRule}: expected first_user_turn or authors_fork"),
+        };
         var style = Conversation.ParseStyle(template);
         var records = ConversationEncoder.ReadRecords(conversationsJson);
         var tok = ChatTokenizer.Load(tokenizerDir);
         var lines = records.Select((r, i) =>
         {
-            var e = ConversationEncoder.EncodeMessages(tok, style, r.Messages, $"{conversationsJson}: record {i} (id {r.Id})");
+            var e = ConversationEncoder.EncodeMessages(tok, style, r.Messages, $"{conversationsJson}: record {i} (id {r.Id})", rule);
             return JsonSerializer.Serialize(new { input_ids = e.InputIds, labels = e.Labels, query_ids = e.QueryIds }, Compact);
         }).ToList();
         foreach (var l in lines) output.WriteLine(l);

@@ -55,7 +55,8 @@ let ``tokenize --conversations prints the reference encodings of each record`` (
     let spm = repoFile (Path.Combine(fixtures, "tokenizers", "spm", "tokenizer.model")) |> Path.GetDirectoryName
     let records = repoFile (Path.Combine(fixtures, "conversations", "records.json"))
     let expected = JsonDocument.Parse(File.ReadAllText(repoFile (Path.Combine(fixtures, "conversations", "qwen_1_5.qwen3.expected.json")))).RootElement
-    let code, out, err = quecc [ "tokenize"; "--tokenizer"; realTokenizer "qwen3"; "--conversations"; records; "--template"; "qwen_1_5" ]
+    // The fixtures hold the authors' fork's query rule (under qwen_1_5 the default first_user_turn stops the query earlier).
+    let code, out, err = quecc [ "tokenize"; "--tokenizer"; realTokenizer "qwen3"; "--conversations"; records; "--template"; "qwen_1_5"; "--query-rule"; "authors_fork" ]
     Assert.True((code = 0), err)
     let lines = out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
     Assert.Equal(expected.GetArrayLength(), lines.Length)
