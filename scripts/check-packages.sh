@@ -23,5 +23,8 @@ if [ "$skip_tool" != "--skip-tool" ]; then
   "$tools/quecc" fit --data data/paper/visual_reasoning.csv --json | grep -q '"alpha"'
   # A torch call: the tool's own copy of libLibTorchSharp.so must load (Debian 12 native fix inside the package).
   "$tools/quecc" init-model --preset tiny --visual-tokens 4 --out "$tools/tiny-model"
-  echo "quecc tool: installed from artifacts/packages and ran fit and init-model"
+  # The main job through the installed tool (as the README's install section promises): figures, summary.json.
+  "$tools/quecc" reproduce --out "$tools/reproduce-out" --bootstrap 20 | tail -1
+  test -s "$tools/reproduce-out/summary.json" && test -s "$tools/reproduce-out/figure1a_visual_reasoning_q0.png"
+  echo "quecc tool: installed from artifacts/packages and ran fit, init-model and reproduce"
 fi

@@ -234,6 +234,10 @@ public sealed class LlavaModel : IDisposable
     public LlavaBatch PrepareTokenized(Tensor pixels, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
     {
         using var scope = torch.NewDisposeScope();
+        // The placeholder count first: a prompt with two images has a meaningless query, which would be reported instead.
+        for (int s = 0; s < ids.Count; s++)
+            if (ids[s].Count(t => t == ImageTokenIndex) is var n and not 1)
+                throw new UserInputException($"sample {s}: the prompt has {n} {ImagePlaceholder} placeholders but 1 image was given (QueCC takes exactly one image per sample)");
         var query = Config.Projector.NeedsText ? QueryEmbedding(queryIds) : null;
         var visual = EncodeImages(pixels.to(VisionTower.parameters().First().device), query); // (B, V, D)
         var batch = Splice(ids, labels, visual);

@@ -49,8 +49,11 @@ public class LlavaDataTests(TrainingFixture fx)
         Assert.Equal(expectedIds, ex.Ids);
         Assert.Equal(expectedLabels, ex.Labels);
         Assert.Equal(expectedIds.Count - 1 + 4, ex.Length);
+        // The default rule ends the query with the first user turn.
+        Assert.Equal(tok.Encode("What color?"), ex.QueryIds);
         // The authors' rule: decoded text after the image from the first "\n" to "ASSISTANT" (absent in ChatML, so to the end minus one character).
-        Assert.Equal(tok.Encode("What color?\nassistant\nred\nuser\nHow many?\nassistant\ntwo"), ex.QueryIds);
+        var fork = Assert.Single(LlavaDataset.Load(json, dir, tok, ConversationStyle.Qwen15Chat, visualTokens: 4, maxLength: 512, queryRule: QueryRule.AuthorsFork).Examples);
+        Assert.Equal(tok.Encode("What color?\nassistant\nred\nuser\nHow many?\nassistant\ntwo"), fork.QueryIds);
         Assert.Equal(expectedLabels.Skip(1).Count(l => l != -100), ex.SupervisedTokens);
     }
 

@@ -157,7 +157,8 @@ public class LlavaTests(TinyLlavaFixture fx) : IClassFixture<TinyLlavaFixture>
         Assert.Equal(labelsRef1.Take(at1).Concat(Enumerable.Repeat(-100, 4)).Concat(labelsRef1.Skip(at1 + 1)), labels1.Take((int)len1));
         Assert.All(labels1.Skip((int)len1), l => Assert.Equal(LlavaModel.IgnoreIndex, l));
         // the four positions at the placeholder hold the projector's output for this image and query
-        var query = m.QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode("What is it?\nassistant\nA cat.\nuser\nAnd the color?\nassistant\nRed.") });
+        // The default query rule (first_user_turn): the first user turn's text after the image line.
+        var query = m.QueryEmbedding(new[] { (IReadOnlyList<int>)tok.Encode("What is it?") });
         var visual = m.EncodeImages(Pixels(1).unsqueeze(0), query);
         Assert.True(torch.allclose(batch.InputsEmbeds[0].narrow(0, at, 4), visual[0], 1e-5, 1e-6));
         var textIds = torch.tensor(ids0.Take(at).Select(i => (long)i).ToArray());
