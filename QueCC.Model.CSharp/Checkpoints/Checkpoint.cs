@@ -47,6 +47,34 @@ public sealed class Checkpoint : IDisposable
         return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? OpenIndex(path) : OpenSingle(path);
     }
 
+    /// <summary>
+    /// One key space over several open checkpoints: of each part, the tensors whose own key <c>Take</c> accepts, under
+    /// <c>Prefix</c> + that key (e.g. a CLIP folder's <c>vision_model.*</c> as <c>model.vision_tower.vision_tower.vision_model.*</c>).
+    /// A view that reads through the parts: the caller keeps them open and disposes them. A key given by two parts is an error.
+    /// </summary>
+    public static Checkpoint Combine(params (Checkpoint Part, string Prefix, Func<string, bool> Take)[] parts)
+    {
+        var c = new Checkpoint(string.Join(" + ", parts.Select(p => p.Prefix.Length == 0 ? p.Part.Source : $"{p.Part.Source} (as {p.Prefix}*)")));
+        foreach (var (part, prefix, take) in parts)
+            foreach (var byFile in part.byTensor.Where(kv => take(kv.Key)).GroupBy(kv => kv.Value))
+            {
+                var file = prefix.Length == 0 ? byFile.Key : new MountedFile(byFile.Key, prefix);
+                foreach (var (key, _) in byFile)
+                    if (!c.byTensor.TryAdd(prefix + key, file))
+                        throw new CheckpointFormatException($"{c.Source}: tensor '{UserInputException.Shorten(prefix + key)}' is given twice");
+            }
+        return c;
+    }
+
+    /// <summary>A part of <see cref="Combine"/>: the file's tensors under a key prefix; disposing it leaves the file open.</summary>
+    private sealed class MountedFile(ITensorFile inner, string prefix) : ITensorFile
+    {
+        public string Path => inner.Path;
+        public IReadOnlyDictionary<string, TensorInfo> Tensors { get; } = inner.Tensors.ToDictionary(kv => prefix + kv.Key, kv => kv.Value with { Name = prefix + kv.Key });
+        public Tensor Read(string name) => inner.Read(name[prefix.Length..]);
+        public void Dispose() { }
+    }
+
     /// <summary>PyTorch pickles by extension (.bin, .pt, .pth), safetensors otherwise.</summary>
     private static ITensorFile OpenFile(string path) =>
         path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase)
