@@ -14,7 +14,8 @@ public sealed class StateDictMismatchException(string message, IReadOnlyList<str
 
 /// <summary>
 /// Strict state-dict loading by key name (module field names equal checkpoint keys). <c>LoadStrict</c> is the one
-/// implementation (the LLaVA model, its tower, causal LMs, trainer checkpoints); <c>Load</c> applies it to a module under a key prefix.
+/// implementation (the whole LLaVA tree in one call, a causal LM, a CLIP tower, a projector, trainer checkpoints); <c>Load</c>
+/// applies it to a module under a key prefix.
 /// </summary>
 public static class StateDictLoader
 {

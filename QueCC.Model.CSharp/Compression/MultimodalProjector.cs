@@ -36,6 +36,13 @@ public sealed class MultimodalProjector : nn.Module
         }
     }
 
+    /// <summary>
+    /// Nothing to do: the Sequential indices are registered in the constructor. TorchSharp calls this when the projector
+    /// becomes a child (of <see cref="Llava.LlavaModel"/>'s tree), and its reflection would add <see cref="Compressor"/>'s
+    /// backing field as a second child, giving the compressor's tensors a second, non-checkpoint key.
+    /// </summary>
+    protected override void RegisterComponents() { }
+
     private void Add(int index, nn.Module<Tensor, Tensor> layer)
     {
         mlp.Add(layer);

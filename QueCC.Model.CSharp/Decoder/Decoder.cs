@@ -383,6 +383,11 @@ public abstract class CausalLM : Module<Tensor, Tensor>
     /// <summary>Loads a Hugging Face Qwen2/Llama folder (safetensors or .bin); see <see cref="Checkpoints.Pretrained.CausalLM"/>.</summary>
     public static CausalLM FromPretrained(string dir, Device? device = null, ScalarType? dtype = null) => Checkpoints.Pretrained.CausalLM(dir, device, dtype);
 
+    /// <summary>The <c>model.*</c> body; LLaVA mounts its modules (not the body itself) in its own tree, see <see cref="Llava.LlavaModel"/>.</summary>
+    internal DecoderModel Body => model;
+    /// <summary>The untied <c>lm_head</c>, null with tied embeddings.</summary>
+    internal Linear? Head => lm_head;
+
     /// <summary>Token embeddings (B, T, C) for (B, T) ids, for splicing visual tokens into the text.</summary>
     public Tensor EmbedTokens(Tensor inputIds) => model.EmbedTokens.forward(inputIds);
 

@@ -92,17 +92,55 @@ public sealed record LlavaSample(Tensor Pixels, IReadOnlyList<(string User, stri
 public sealed record LlavaBatch(Tensor InputsEmbeds, Tensor AttentionMask, Tensor Labels);
 
 /// <summary>
+/// The reference's CLIPVisionTower: a holder whose one child, <c>vision_tower</c>, is the CLIP vision model, which is why
+/// LLaVA checkpoints name the tower's tensors <c>model.vision_tower.vision_tower.vision_model.*</c>.
+/// </summary>
+public sealed class ClipVisionTower : nn.Module
+{
+    private readonly ClipVisionModel vision_tower;
+
+    public ClipVisionTower(ClipVisionModel tower) : base(nameof(ClipVisionTower))
+    {
+        vision_tower = tower;
+        RegisterComponents();
+    }
+}
+
+/// <summary>
+/// The reference's LlavaLlamaModel / LlavaQwen2Model, the checkpoint's <c>model.*</c>: the decoder body's modules
+/// (<c>embed_tokens</c>, <c>layers</c>, <c>norm</c>: the same objects the <see cref="CausalLM"/> runs), then
+/// <c>vision_tower</c> and <c>mm_projector</c>, in the reference's order.
+/// </summary>
+public sealed class LlavaDecoderModel : nn.Module
+{
+    public LlavaDecoderModel(CausalLM llm, ClipVisionTower tower, MultimodalProjector projector) : base(nameof(LlavaDecoderModel))
+    {
+        foreach (var (name, child) in llm.Body.named_children()) register_module(name, child);
+        register_module("vision_tower", tower);
+        register_module("mm_projector", projector);
+    }
+}
+
+/// <summary>
 /// LLaVA-1.5 with a QueCC (or baseline) compressor: CLIP tower → feature selection → compressor + MLP projector →
 /// visual tokens spliced into the LLM's input at the &lt;image&gt; placeholder.
-/// Checkpoint keys: the LLM's (<c>model.*</c>, <c>lm_head.weight</c>) and <c>model.mm_projector.*</c>; the tower has its own folder with <c>vision_model.*</c>.
+/// One module tree whose names are the keys of a LLaVA checkpoint (the reference's LlavaLlamaForCausalLM):
+/// <c>model.{embed_tokens, layers.N, norm}.*</c>, <c>model.vision_tower.vision_tower.vision_model.*</c>,
+/// <c>model.mm_projector.*</c>, <c>lm_head.weight</c> (untied LLMs only). <see cref="Llm"/>, <see cref="VisionTower"/> and
+/// <see cref="Projector"/> are views of the same modules. The folder format stores the tower in its own folder
+/// (<see cref="LlavaCheckpoint"/>), its keys without the prefix.
 /// </summary>
-public sealed class LlavaModel : IDisposable
+public sealed class LlavaModel : nn.Module
 {
     /// <summary>LLaVA's IMAGE_TOKEN_INDEX: the placeholder id that tokenizer_image_token puts where &lt;image&gt; was.</summary>
     public const int ImageTokenIndex = -200;
     public const string ImagePlaceholder = "<image>";
     public const int IgnoreIndex = -100;
     public const string ProjectorPrefix = "model.mm_projector.";
+    /// <summary>Where the CLIP model's own keys (<c>vision_model.*</c>) stand in the tree and in LLaVA's saves.</summary>
+    public const string TowerPrefix = "model.vision_tower.vision_tower.";
+
+    private readonly LlavaDecoderModel model;
 
     public LlavaConfig Config { get; }
     public ClipVisionModel VisionTower { get; }
@@ -110,7 +148,7 @@ public sealed class LlavaModel : IDisposable
     public MultimodalProjector Projector { get; }
     public ChatTokenizer? Tokenizer { get; init; }
 
-    public LlavaModel(LlavaConfig config, ClipVisionConfig vision, Device? device = null)
+    public LlavaModel(LlavaConfig config, ClipVisionConfig vision, Device? device = null) : base(nameof(LlavaModel))
     {
         Config = config;
         var count = vision.NumHiddenLayers + 1;
@@ -134,6 +172,10 @@ public sealed class LlavaModel : IDisposable
         VisionTower = new ClipVisionModel(vision, device);
         Llm = CausalLM.Create(config.Text, device);
         Projector = new MultimodalProjector(config.Projector, device);
+        model = new LlavaDecoderModel(Llm, new ClipVisionTower(VisionTower), Projector);
+        // By hand, not RegisterComponents: the properties' backing fields hold modules that would become children a second time.
+        register_module("model", model);
+        if (Llm.Head is { } head) register_module("lm_head", head);
     }
 
     /// <summary>Loads a LLaVA folder (safetensors or .bin, tower from <paramref name="visionTowerDir"/> or the folder); see <see cref="Checkpoints.Pretrained.Llava"/>.</summary>
@@ -142,18 +184,31 @@ public sealed class LlavaModel : IDisposable
 
     public ClipImageProcessorConfig ImageProcessorConfig => ClipImageProcessorConfig.ForImageSize(VisionTower.Config.ImageSize);
 
-    public void Eval() { VisionTower.eval(); Llm.eval(); Projector.eval(); }
+    public void Eval() => eval();
+
+    /// <summary>The tree, and the <see cref="Llm"/> object, whose body and head are not in the tree themselves (only their modules are).</summary>
+    public override void train(bool train = true)
+    {
+        base.train(train);
+        Llm.train(train);
+    }
 
     /// <summary>
-    /// Casts the floating-point weights of the tower, LLM and projector to <paramref name="dtype"/>. TorchSharp replaces the
+    /// Casts the floating-point weights of the whole tree to <paramref name="dtype"/>. TorchSharp replaces the
     /// Parameter objects (as torch's Module.to does), so take parameter references after this call.
     /// </summary>
-    public void ToDType(ScalarType dtype) { VisionTower.to(dtype); Llm.to(dtype); Projector.to(dtype); }
+    public void ToDType(ScalarType dtype) => this.to(dtype);
 
-    /// <summary>LLM + projector tensors under their checkpoint names.</summary>
-    public IEnumerable<(string Key, Tensor Tensor)> LanguageStateDict() =>
-        Llm.state_dict().Select(kv => (kv.Key, kv.Value))
-           .Concat(Projector.state_dict().Select(kv => (ProjectorPrefix + kv.Key, kv.Value)));
+    /// <summary>
+    /// The tensors of the model folder's weight files, in the order they have always been written: the LLM's
+    /// (<c>model.*</c>, <c>lm_head.weight</c>), then <c>model.mm_projector.*</c>. The tower's go to its own folder.
+    /// </summary>
+    public IEnumerable<(string Key, Tensor Tensor)> LanguageStateDict()
+    {
+        var folder = state_dict().Where(kv => !kv.Key.StartsWith(TowerPrefix, StringComparison.Ordinal)).ToList();
+        bool IsProjector(string k) => k.StartsWith(ProjectorPrefix, StringComparison.Ordinal);
+        return folder.Where(kv => !IsProjector(kv.Key)).Concat(folder.Where(kv => IsProjector(kv.Key))).Select(kv => (kv.Key, kv.Value));
+    }
 
     /// <summary>
     /// The QueCC text query: the LLM's last-layer (final-norm) hidden state at the last non-padding token of each
@@ -352,5 +407,9 @@ public sealed class LlavaModel : IDisposable
         return results.Select(r => tok.Decode(r.Tokens).Trim()).ToArray();
     }
 
-    public void Dispose() { VisionTower.Dispose(); Llm.Dispose(); Projector.Dispose(); }
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Llm.Dispose(); // the body and head objects, which the tree does not hold
+        base.Dispose(disposing);
+    }
 }

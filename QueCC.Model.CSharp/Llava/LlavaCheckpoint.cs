@@ -12,12 +12,12 @@ namespace QueCC.Model.Llava;
 /// Checkpoint folders. Model folder: config.json (LLM keys + mm_* keys + LLaVA settings), model.safetensors or
 /// model-0000i-of-0000n.safetensors + model.safetensors.index.json, tokenizer files. Vision tower folder
 /// (default <c>vision_tower/</c> inside the model folder): config.json (CLIPVisionConfig) + model.safetensors with <c>vision_model.*</c>.
+/// The two hold the keys of the <see cref="LlavaModel"/> tree: the model folder all but the tower's, the tower folder those
+/// under <see cref="LlavaModel.TowerPrefix"/> with the prefix dropped.
 /// </summary>
 public static class LlavaCheckpoint
 {
     public const string VisionTowerFolder = "vision_tower";
-    /// <summary>Where LLaVA's own saves keep the tower inside the model checkpoint.</summary>
-    public const string EmbeddedTowerPrefix = "model.vision_tower.vision_tower.";
 
     public static ScalarType ParseDType(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -88,7 +88,9 @@ public static class LlavaCheckpoint
     /// <summary>
     /// Loads a model folder. The tower comes from <paramref name="visionTowerDir"/>, else the folder's
     /// <c>vision_tower/</c>, else tensors under <c>model.vision_tower.vision_tower.</c> in the model checkpoint.
-    /// Loading is strict: every module tensor must be present with its shape; the message lists what is not.
+    /// One strict load of the whole tree (<see cref="LlavaModel"/>, keys in LLaVA's layout): a tower folder's keys are read
+    /// under <see cref="LlavaModel.TowerPrefix"/>, and every missing, unexpected or mis-shaped key of the LLM, projector and
+    /// tower is listed in one message.
     /// </summary>
     public static LlavaModel Load(string modelDir, string? visionTowerDir = null, Device? device = null)
     {
@@ -96,9 +98,9 @@ public static class LlavaCheckpoint
         var cfg = LlavaConfig.Load(Path.Combine(modelDir, "config.json"));
         using var ckpt = Checkpoint.Open(modelDir);
         string? towerDir = visionTowerDir ?? (Directory.Exists(Path.Combine(modelDir, VisionTowerFolder)) ? Path.Combine(modelDir, VisionTowerFolder) : null);
-        bool embedded = towerDir is null && ckpt.Keys.Any(k => k.StartsWith(EmbeddedTowerPrefix, StringComparison.Ordinal));
+        bool embedded = towerDir is null && ckpt.Keys.Any(k => k.StartsWith(LlavaModel.TowerPrefix, StringComparison.Ordinal));
         if (towerDir is null && !embedded)
-            throw new UserInputException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {EmbeddedTowerPrefix}* tensors in the checkpoint"
+            throw new UserInputException($"{modelDir}: no vision tower; expected a {VisionTowerFolder}/ folder, a --vision-tower folder, or {LlavaModel.TowerPrefix}* tensors in the checkpoint"
                 + (cfg.Settings.VisionTower is { } name ? $" (config.json names mm_vision_tower '{name}': pass a local copy of that checkpoint with --vision-tower DIR)" : ""));
         if (visionTowerDir is not null && !Directory.Exists(visionTowerDir)) throw new UserInputException($"{visionTowerDir}: vision tower folder not found");
         var visionCfg = towerDir is not null ? ClipVisionConfig.Load(Path.Combine(towerDir, "config.json")) : PresetsVisionFor(cfg);
@@ -106,15 +108,14 @@ public static class LlavaCheckpoint
         var model = new LlavaModel(cfg, visionCfg, device) { Tokenizer = tokenizer };
         try
         {
-            // LLaVA saves may also hold the tower; those keys belong to the tower loader, not the LLM.
-            StateDictLoader.LoadStrict(model.LanguageStateDict(), ckpt, k => k.StartsWith("model.vision_tower.", StringComparison.Ordinal) || IsTiedHead(cfg.Text, model.Llm, k));
+            using var towerCkpt = towerDir is not null ? Checkpoint.Open(towerDir) : null;
+            // A tower folder takes the place of whatever the model checkpoint holds under model.vision_tower.
+            using var combined = towerCkpt is not null
+                ? Checkpoint.Combine((ckpt, "", k => !k.StartsWith(TowerWrapperPrefix, StringComparison.Ordinal)), (towerCkpt, LlavaModel.TowerPrefix, _ => true))
+                : null;
+            StateDictLoader.LoadStrict(model.state_dict().Select(kv => (kv.Key, kv.Value)), combined ?? ckpt,
+                                       k => IsIgnoredTowerKey(k) || IsTiedHead(cfg.Text, model.Llm, k), "the LLaVA model (LLM, projector and vision tower)");
             CheckTiedHead(cfg.Text, model.Llm, ckpt);
-            if (towerDir is not null)
-            {
-                using var towerCkpt = Checkpoint.Open(towerDir);
-                LoadVisionTower(model.VisionTower, towerCkpt, "");
-            }
-            else LoadVisionTower(model.VisionTower, ckpt, EmbeddedTowerPrefix);
         }
         catch
         {
@@ -124,6 +125,17 @@ public static class LlavaCheckpoint
         model.Eval();
         return model;
     }
+
+    /// <summary>The reference's CLIPVisionTower module: the CLIP model sits one level further in, at <see cref="LlavaModel.TowerPrefix"/>.</summary>
+    private const string TowerWrapperPrefix = "model.vision_tower.";
+
+    /// <summary>
+    /// Tensors under the tower that are no weights of the CLIP vision model: a full CLIP checkpoint's text tower, projections
+    /// and logit_scale, and the position_ids buffer that older saves hold.
+    /// </summary>
+    private static bool IsIgnoredTowerKey(string key) =>
+        key.StartsWith(TowerWrapperPrefix, StringComparison.Ordinal)
+        && (!key.StartsWith(LlavaModel.TowerPrefix + "vision_model.", StringComparison.Ordinal) || key.EndsWith("embeddings.position_ids", StringComparison.Ordinal));
 
     /// <summary>A tied model has no lm_head parameter, yet Hugging Face lists lm_head.weight in _tied_weights_keys and many saves hold it.</summary>
     private static bool IsTiedHead(Decoder.DecoderConfig cfg, nn.Module llm, string key) =>
