@@ -34,6 +34,16 @@ public static class InferenceBenchmarks
 {
     private static double Median(List<double> xs) => Stats.Median(xs);
 
+    /// <summary>A preset's LLM with HF's random initialisation after <c>manual_seed(seed)</c>, in eval mode: the LLM of `bench latency` and `bench prefill`.</summary>
+    internal static CausalLM RandomLlm(Presets.ModelPreset p, Device device, long seed)
+    {
+        torch.manual_seed(seed);
+        var llm = CausalLM.Create(p.Text, device);
+        llm.InitializeWeights();
+        llm.eval();
+        return llm;
+    }
+
     /// <summary>
     /// For each V: time to first token (prefill of Q + V embeddings into a fresh KV cache, logits of the last
     /// position), time per output token (greedy single-token steps on that cache), and the cache's bytes after the
@@ -51,10 +61,7 @@ public static class InferenceBenchmarks
         using var _ = torch.no_grad();
         var dev = Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
-        torch.manual_seed(seed);
-        using var llm = CausalLM.Create(p.Text, dev);
-        llm.InitializeWeights();
-        llm.eval();
+        using var llm = RandomLlm(p, dev, seed);
         long nParams = llm.parameters().Sum(t => t.numel());
         long weightBytes = llm.parameters().Sum(t => t.numel() * t.ElementSize);
         int c = p.Text.HiddenSize;

@@ -107,10 +107,7 @@ public static class LlavaEntryPoints
         using var _ = torch.no_grad();
         var dev = Runtime.Devices.Resolve(device);
         var p = Presets.Presets.Get(preset);
-        torch.manual_seed(seed);
-        using var llm = CausalLM.Create(p.Text, dev);
-        llm.InitializeWeights();
-        llm.eval();
+        using var llm = InferenceBenchmarks.RandomLlm(p, dev, seed);
         long nParams = llm.parameters().Sum(t => t.numel());
         var points = new List<PrefillPoint>();
         foreach (var v in visualTokenCounts)
