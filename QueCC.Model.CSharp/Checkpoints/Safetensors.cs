@@ -117,8 +117,25 @@ public static class Safetensors
             foreach (var (_, t) in list)
             {
                 if (t.numel() == 0) continue;
-                using var c = t.detach().cpu().contiguous();
-                c.WriteBytesToStream(fs, 1 << 20);
+                // Each intermediate is a `using` local, never a temporary of a chain like t.detach().cpu().contiguous():
+                // a temporary is unreachable once its native handle is read, so a GC started meanwhile by another thread
+                // lets the finalizer free its at::Tensor while libtorch is still reading it. Checkpoints are written outside
+                // any dispose scope, so nothing else kept them alive: `train` died with SIGSEGV in THSTensor_contiguous.
+                using var detached = t.detach();
+                using var cpu = detached.cpu();
+                using var c = cpu.contiguous();
+                // Written in ≤ 1 MiB slices straight from the tensor's memory, not with WriteBytesToStream, which allocates a
+                // fresh 1 MiB (large-object) buffer per tensor: ~40 gen-2 GCs per checkpoint, after each of which the
+                // finalizer thread allocates (ArrayPool trimming), starting GCs at random points of the training thread —
+                // what lets a temporary, e.g. TorchSharp's own implicit Scalar in Tensor + Tensor (dotnet/TorchSharp#1434),
+                // be freed under a native call.
+                using var flat = c.reshape(-1);
+                long n = flat.numel(), slice = Math.Max(1, (1 << 20) / c.ElementSize);
+                for (long start = 0; start < n; start += slice)
+                {
+                    using var part = flat.narrow(0, start, Math.Min(slice, n - start));
+                    fs.Write(part.bytes);
+                }
             }
         });
     }
