@@ -192,7 +192,13 @@ public static class Trainer
         {
             // Float32 masters of the trainable tensors, taken before the cast; the optimizer updates these and the bf16 model
             // gets their rounded values after every step.
-            foreach (var (n, p) in Freeze(model, stage)) masters.Add(n, p.detach().clone());
+            // The detached view is a `using` local, not a chain temporary: outside a dispose scope a temporary can be
+            // finalized (its at::Tensor freed) while clone() is still reading it (see Safetensors.Write).
+            foreach (var (n, p) in Freeze(model, stage))
+            {
+                using var detached = p.detach();
+                masters.Add(n, detached.clone());
+            }
             model.ToDType(ScalarType.BFloat16);
         }
         var trainable = Freeze(model, stage);
