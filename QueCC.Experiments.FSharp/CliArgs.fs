@@ -186,6 +186,7 @@ type TrainArgs =
     | Precision of mode: string
     | Pretrained_Projector of safetensors: string
     | Max_Length of tokens: int
+    | Feature_Cache_Mb of mib: int
     | Resume
     | Strict
 
@@ -212,6 +213,7 @@ type TrainArgs =
             | Precision _ -> "auto | fp32 | bf16 (default auto: bf16 mixed precision on CUDA, fp32 on CPU)."
             | Pretrained_Projector _ -> "stage-1 mm_projector.safetensors to start stage 2 from."
             | Max_Length _ -> "longest sequence, visual tokens included (default 2048)."
+            | Feature_Cache_Mb _ -> "MiB for keeping each image's frozen-tower features after its first visit; 0 = encode at every visit (default 2048)."
             | Resume -> "continue from the newest complete checkpoint in --out."
             | Strict -> "stop at the first malformed record instead of skipping it."
 

@@ -306,6 +306,7 @@ let runTrain (a: ParseResults<TrainArgs>) =
             Precision = a.GetResult(TrainArgs.Precision, defaultValue = "auto"),
             PretrainedProjector = (a.TryGetResult TrainArgs.Pretrained_Projector |> Option.toObj),
             MaxLength = a.GetResult(TrainArgs.Max_Length, defaultValue = 2048),
+            FeatureCacheMb = a.GetResult(TrainArgs.Feature_Cache_Mb, defaultValue = 2048),
             Resume = a.Contains TrainArgs.Resume,
             Strict = a.Contains TrainArgs.Strict)
     // Bound once: `Action<_>(f ())` would call `f ()` on every invocation, a new bar per step.

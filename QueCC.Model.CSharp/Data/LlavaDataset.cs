@@ -196,14 +196,73 @@ public sealed class LlavaDataset
     public static Tensor LoadPixels(string imagePath, ImageAspectMode mode, ClipImageProcessorConfig cfg) =>
         ClipImageProcessor.Preprocess(RgbImage.Load(imagePath), mode, cfg);
 
-    /// <summary>A batch of examples for <paramref name="model"/>: images loaded and preprocessed, visual tokens spliced in, right-padded.</summary>
-    public static LlavaBatch Collate(LlavaModel model, IReadOnlyList<TokenizedExample> batch)
+    /// <summary>
+    /// A batch of examples for <paramref name="model"/>: images loaded and preprocessed, visual tokens spliced in,
+    /// right-padded. With <paramref name="cache"/>, the tower's features of each image come from it (computed on first use).
+    /// </summary>
+    public static LlavaBatch Collate(LlavaModel model, IReadOnlyList<TokenizedExample> batch, TowerFeatureCache? cache = null)
     {
         using var scope = torch.NewDisposeScope();
-        var mode = model.Config.Settings.AspectMode(model.Config.Source);
-        var pixels = torch.stack(batch.Select(e => LoadPixels(e.ImagePath, mode, model.ImageProcessorConfig)).ToArray()); // (B, 3, S, S)
-        var b = model.PrepareTokenized(pixels, batch.Select(e => e.Ids).ToList(), batch.Select(e => e.Labels).ToList(), batch.Select(e => e.QueryIds).ToList());
+        var ids = batch.Select(e => e.Ids).ToList();
+        var labels = batch.Select(e => e.Labels).ToList();
+        var queries = batch.Select(e => e.QueryIds).ToList();
+        LlavaBatch b;
+        if (cache is null)
+        {
+            var mode = model.Config.Settings.AspectMode(model.Config.Source);
+            var pixels = torch.stack(batch.Select(e => LoadPixels(e.ImagePath, mode, model.ImageProcessorConfig)).ToArray()); // (B, 3, S, S)
+            b = model.PrepareTokenized(pixels, ids, labels, queries);
+        }
+        else
+        {
+            var feats = batch.Select(e => cache.Get(model, e.ImagePath)).ToList();
+            var x = torch.stack(feats.Select(f => f.X).ToArray());                                          // (B, N, C)
+            var multi = feats[0].Multi is null ? null : torch.stack(feats.Select(f => f.Multi!).ToArray()); // (B, N, C·L)
+            b = model.PrepareFromFeatures(x, multi, ids, labels, queries);
+        }
         return new LlavaBatch(b.InputsEmbeds.MoveToOuterDisposeScope(), b.AttentionMask.MoveToOuterDisposeScope(), b.Labels.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>
+/// The frozen vision tower's features of each image of a training run, computed on first use and kept. The tower trains in
+/// neither LLaVA stage and images are not augmented, so an image's features are the same at every visit; on the tiny
+/// presets the tower's forward was most of a training step. Each image is encoded alone (a batch of one), so its
+/// features do not depend on which images shared its first batch and a resumed run sees the numbers an uninterrupted one
+/// saw. Past <see cref="BudgetBytes"/> further images are encoded at each visit instead of kept.
+/// </summary>
+public sealed class TowerFeatureCache : IDisposable
+{
+    private readonly Dictionary<string, (Tensor X, Tensor? Multi)> kept = new();
+
+    public TowerFeatureCache(long budgetBytes) => BudgetBytes = budgetBytes;
+
+    public long BudgetBytes { get; }
+    public long Bytes { get; private set; }
+    public int Count => kept.Count;
+
+    /// <summary>Features (N, C) and (N, C·L) or null of one image; kept ones belong to the cache, others to the caller's dispose scope.</summary>
+    public (Tensor X, Tensor? Multi) Get(LlavaModel model, string imagePath)
+    {
+        if (kept.TryGetValue(imagePath, out var f)) return f;
+        var mode = model.Config.Settings.AspectMode(model.Config.Source);
+        var pixels = LlavaDataset.LoadPixels(imagePath, mode, model.ImageProcessorConfig).unsqueeze(0).to(model.VisionTower.parameters().First().device);
+        var (x, multi) = model.TowerFeatures(pixels);
+        var one = (X: x.squeeze(0), Multi: multi?.squeeze(0));
+        long bytes = one.X.NumberOfElements * one.X.ElementSize + (one.Multi is null ? 0 : one.Multi.NumberOfElements * one.Multi.ElementSize);
+        if (Bytes + bytes > BudgetBytes) return one;
+        one.X.DetachFromDisposeScope();
+        one.Multi?.DetachFromDisposeScope();
+        kept[imagePath] = one;
+        Bytes += bytes;
+        return one;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (x, multi) in kept.Values) { x.Dispose(); multi?.Dispose(); }
+        kept.Clear();
+        Bytes = 0;
     }
 }
 

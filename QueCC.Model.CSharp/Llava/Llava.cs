@@ -238,12 +238,30 @@ public sealed class LlavaModel : nn.Module
     public Tensor EncodeImages(Tensor pixels, Tensor? queryEmbedding = null)
     {
         using var scope = torch.NewDisposeScope();
-        ClipVisionOutput outp;
-        using (torch.no_grad()) outp = VisionTower.ForwardAll(pixels); // the tower is frozen in both stages
+        var (x, multi) = TowerFeatures(pixels);
+        return EncodeFeatures(x, multi, queryEmbedding).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// What the frozen tower hands the projector for preprocessed images (B, 3, S, S), without gradient: the selected
+    /// layer's patch tokens (B, N, C) and, where the compressor reads them, the multi-level features (B, N, C·L), else null.
+    /// </summary>
+    public (Tensor X, Tensor? Multi) TowerFeatures(Tensor pixels)
+    {
+        using var scope = torch.NewDisposeScope();
         if (Config.Settings.SelectFeature != "patch")
             throw new UserInputException($"{Config.Source}: mm_vision_select_feature '{Config.Settings.SelectFeature}' is not supported; expected patch");
+        ClipVisionOutput outp;
+        using (torch.no_grad()) outp = VisionTower.ForwardAll(pixels); // the tower is frozen in both stages
         var x = ClipFeatures.Select(outp.HiddenStates, Config.Settings.SelectLayer);                                            // (B, N, C)
         var multi = Config.Projector.NeedsMultiLevel ? ClipFeatures.MultiLevel(outp.HiddenStates, Config.Settings.Layers) : null; // (B, N, C·L)
+        return (x.MoveToOuterDisposeScope(), multi?.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Visual tokens (B, V, D) from the tower's features (<see cref="TowerFeatures"/>) and, for QueCC, the query embedding (B, 1, D).</summary>
+    public Tensor EncodeFeatures(Tensor x, Tensor? multi, Tensor? queryEmbedding = null)
+    {
+        using var scope = torch.NewDisposeScope();
         var p = Projector.parameters().FirstOrDefault();
         if (p is not null) { x = x.to_type(p.dtype); multi = multi?.to_type(p.dtype); queryEmbedding = queryEmbedding?.to_type(p.dtype); }
         return Projector.Forward(x, multi, Config.Projector.NeedsText ? queryEmbedding : null).MoveToOuterDisposeScope();
@@ -289,14 +307,32 @@ public sealed class LlavaModel : nn.Module
     public LlavaBatch PrepareTokenized(Tensor pixels, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
     {
         using var scope = torch.NewDisposeScope();
-        // The placeholder count first: a prompt with two images has a meaningless query, which would be reported instead.
+        CheckOneImageEach(ids);
+        var (x, multi) = TowerFeatures(pixels.to(VisionTower.parameters().First().device));
+        var batch = PrepareFromFeatures(x, multi, ids, labels, queryIds);
+        return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="PrepareTokenized"/> from the tower's features (B, N, C) and (B, N, C·L) or null, as <see cref="TowerFeatures"/>
+    /// gives them: the trainer's path when it keeps each image's features (the tower is frozen, so they never change).
+    /// </summary>
+    public LlavaBatch PrepareFromFeatures(Tensor x, Tensor? multi, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
+    {
+        using var scope = torch.NewDisposeScope();
+        CheckOneImageEach(ids);
+        var query = Config.Projector.NeedsText ? QueryEmbedding(queryIds) : null;
+        var visual = EncodeFeatures(x, multi, query); // (B, V, D)
+        var batch = Splice(ids, labels, visual);
+        return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
+    }
+
+    // The placeholder count first: a prompt with two images has a meaningless query, which would be reported instead.
+    private static void CheckOneImageEach(IReadOnlyList<List<int>> ids)
+    {
         for (int s = 0; s < ids.Count; s++)
             if (ids[s].Count(t => t == ImageTokenIndex) is var n and not 1)
                 throw new UserInputException($"sample {s}: the prompt has {n} {ImagePlaceholder} placeholders but 1 image was given (QueCC takes exactly one image per sample)");
-        var query = Config.Projector.NeedsText ? QueryEmbedding(queryIds) : null;
-        var visual = EncodeImages(pixels.to(VisionTower.parameters().First().device), query); // (B, V, D)
-        var batch = Splice(ids, labels, visual);
-        return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
     }
 
     /// <summary>Replaces each sample's single <see cref="ImageTokenIndex"/> by its V visual tokens and right-pads.</summary>

@@ -62,6 +62,11 @@ public sealed record TrainOptions
     public bool? GroupByLength { get; init; }
     /// <summary>Non-finite losses in a row that stop the run.</summary>
     public int MaxConsecutiveNonFinite { get; init; } = 10;
+    /// <summary>
+    /// Memory (MiB) for keeping the frozen tower's features of each training image after its first visit
+    /// (<see cref="Data.TowerFeatureCache"/>); 0 encodes every image at every visit, as the reference does.
+    /// </summary>
+    public int FeatureCacheMb { get; init; } = 2048;
     /// <summary>Write TensorBoard event files under OutDir/tensorboard.</summary>
     public bool TensorBoard { get; init; } = true;
     /// <summary>For tests and drills: end the process's work after this many optimizer steps (counted from step 0) without

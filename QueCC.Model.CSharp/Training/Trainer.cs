@@ -45,6 +45,7 @@ public static class Trainer
         if (string.IsNullOrWhiteSpace(o.OutDir)) throw new UserInputException("out dir: expected a folder for checkpoints and metrics");
         void Positive(string name, double v) { if (!(v > 0)) throw new UserInputException($"{name} {v}: expected a positive value"); }
         Positive("batch size", o.BatchSize);
+        if (o.FeatureCacheMb < 0) throw new UserInputException($"feature cache {o.FeatureCacheMb} MiB: expected 0 (off) or more");
         Positive("grad accum", o.GradAccum);
         Positive("max length", o.MaxLength);
         if (o.MaxSteps is { } ms) Positive("max steps", ms); else Positive("epochs", o.Epochs);
@@ -149,14 +150,14 @@ public static class Trainer
     /// accumulating on the parameters: each micro-batch's summed token loss is divided by the supervised tokens of the
     /// whole step, so the result does not depend on how the step is split. Returns the step's per-token mean loss.
     /// </summary>
-    public static double ForwardBackward(LlavaModel model, IReadOnlyList<TokenizedExample> examples, int batchSize)
+    public static double ForwardBackward(LlavaModel model, IReadOnlyList<TokenizedExample> examples, int batchSize, TowerFeatureCache? cache = null)
     {
         int tokens = examples.Sum(e => e.SupervisedTokens);
         double loss = 0;
         for (int m = 0; m * batchSize < examples.Count; m++)
         {
             using var scope = torch.NewDisposeScope();
-            var batch = LlavaDataset.Collate(model, examples.Skip(m * batchSize).Take(batchSize).ToList());
+            var batch = LlavaDataset.Collate(model, examples.Skip(m * batchSize).Take(batchSize).ToList(), cache);
             var l = model.Loss(batch, nn.Reduction.Sum) / tokens;
             l.backward();
             loss += l.item<float>();
@@ -216,6 +217,7 @@ public static class Trainer
         var data = LlavaDataset.Load(opts.DataJson, opts.ImagesDir ?? Path.GetDirectoryName(Path.GetFullPath(opts.DataJson))!, tok, model.Config.Style,
                                      model.VisualTokenCount, opts.MaxLength, opts.Strict, log, model.Config.Settings.QueryRule);
         WriteSkipped(opts.OutDir, data.Skipped);
+        using var featureCache = opts.FeatureCacheMb > 0 ? new TowerFeatureCache(opts.FeatureCacheMb * 1024L * 1024L) : null;
         int window = opts.BatchSize * opts.GradAccum;
         int stepsPerEpoch = data.Examples.Count / window;
         if (stepsPerEpoch == 0)
@@ -284,7 +286,7 @@ public static class Trainer
             double loss = 0, gradNorm;
             using (var scope = torch.NewDisposeScope())
             {
-                loss = ForwardBackward(model, examples, opts.BatchSize);
+                loss = ForwardBackward(model, examples, opts.BatchSize, featureCache);
                 // bf16: the gradients reach the float32 masters as float32 copies; norm and clipping are taken on those.
                 var grads32 = bf16 ? trainable.Select(t => t.Param.grad?.to_type(ScalarType.Float32)).ToList() : null;
                 gradNorm = grads32 is null ? ClipGradNorm(trainable.Select(t => t.Param), opts.MaxGradNorm) : ClipGradients(grads32, opts.MaxGradNorm);

@@ -37,6 +37,55 @@ public class TrainerTests(TrainingFixture fx)
         Assert.NotNull(m.Tokenizer);
     }
 
+    /// <summary>
+    /// Kept tower features against the reference's encoding at every visit (FeatureCacheMb = 0): the same per-step losses
+    /// to float32 rounding (1e-4 relative: a batch of one versus a batch of four through the tower's matmuls), and the
+    /// same final weights to 1e-4.
+    /// </summary>
+    [Fact]
+    public void Kept_tower_features_train_as_encoding_every_image_at_every_visit()
+    {
+        var opts = fx.Options("cache-on", "finetune") with { MaxSteps = 6, BatchSize = 4, PretrainedProjector = fx.Pretrain.ProjectorFile };
+        var kept = Trainer.Train(opts);
+        var every = Trainer.Train(opts with { OutDir = fx.Out("cache-off"), FeatureCacheMb = 0 });
+        static double[] Losses(string metrics) => File.ReadAllLines(metrics).Select(l => JsonNode.Parse(l)!["loss"]!.GetValue<double>()).ToArray();
+        var a = Losses(kept.MetricsPath);
+        var b = Losses(every.MetricsPath);
+        Assert.Equal(6, a.Length);
+        Assert.Equal(6, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4 * Math.Abs(b[i]), $"step {i + 1}: {a[i]} kept vs {b[i]} encoded each visit");
+        using var _ = NewDisposeScope();
+        using var ma = LlavaCheckpoint.Load(kept.FinalDir!);
+        using var mb = LlavaCheckpoint.Load(every.FinalDir!);
+        var pa = AllParameters(ma);
+        var pb = AllParameters(mb);
+        foreach (var (k, t) in pa) Assert.True(t.allclose(pb[k], rtol: 1e-4, atol: 1e-4), k);
+    }
+
+    [Fact]
+    public void The_feature_cache_keeps_an_image_once_and_nothing_past_its_budget()
+    {
+        using var _ = NewDisposeScope();
+        using var model = LlavaCheckpoint.Load(fx.ModelDir);
+        var image = Directory.GetFiles(Path.Combine(fx.DataDir, "images"), "*.png").Order().First();
+        var pixels = QueCC.Model.Data.LlavaDataset.LoadPixels(image, model.Config.Settings.AspectMode(model.Config.Source), model.ImageProcessorConfig).unsqueeze(0);
+        var (x, multi) = model.TowerFeatures(pixels);
+        using (var big = new QueCC.Model.Data.TowerFeatureCache(1L << 30))
+        {
+            var first = big.Get(model, image);
+            var second = big.Get(model, image);
+            Assert.Same(first.X, second.X);
+            Assert.Equal(1, big.Count);
+            Assert.True(first.X.allclose(x[0], rtol: 0, atol: 0), "kept features differ from the tower's");
+            Assert.True(first.Multi!.allclose(multi![0], rtol: 0, atol: 0));
+            Assert.Equal((x[0].NumberOfElements + multi[0].NumberOfElements) * 4, big.Bytes);
+        }
+        using var small = new QueCC.Model.Data.TowerFeatureCache(1024);
+        var f = small.Get(model, image);
+        Assert.Equal(0, small.Count);
+        Assert.True(f.X.allclose(x[0], rtol: 0, atol: 0));
+    }
+
     [Fact]
     public void Stage1_changes_only_projector_parameters()
     {
