@@ -9,7 +9,8 @@ namespace QueCC.Model.Data;
 /// Synthetic LLaVA-format benchmarks with known answers, deterministic by seed (each sample draws from its own
 /// generator seeded by (seed, split, index), so a sample does not depend on how many were asked for):
 /// <c>shapes</c> — coloured circles/squares/triangles in a 3×3 grid, questions on colour, shape, count and left/right;
-/// <c>ocr</c> — rendered words/numbers, "what is written" over the whole image or one quadrant.
+/// <c>ocr</c> — rendered characters (digits and capitals), "what is written" over the whole image (one large glyph) or in one
+/// quadrant (two to four glyphs, one per quadrant).
 /// Each record carries <c>question_type</c> (<see cref="QuestionTypes"/>), which LLaVA readers ignore and the evaluation's
 /// per-type accuracy uses.
 /// </summary>
@@ -28,7 +29,12 @@ public static class SyntheticData
     };
     private static readonly string[] Shapes = { "circle", "square", "triangle" };
     private static readonly string[] CountWords = { "zero", "one", "two", "three", "four" };
-    private static readonly string[] Words = { "cat", "dog", "sun", "red", "blue", "tree", "book", "car", "map", "key", "box", "sky", "yes", "no", "top", "art" };
+    /// <summary>
+    /// What the ocr images show: single characters, each its own answer. Glyphs rather than words because the tiny tower
+    /// (2-pixel patches on a 48-pixel image) could not read the earlier 3-letter words and 2-digit numbers at all (stage 0's
+    /// whole-image word head stayed at chance, 0.015; docs/miniature-world.md §5), which left the ocr family untrainable.
+    /// </summary>
+    public static readonly string[] Glyphs = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "E", "H", "K", "R", "X" };
     private static readonly string[] Quadrants = { "top-left", "top-right", "bottom-left", "bottom-right" };
 
     /// <summary>
@@ -93,15 +99,14 @@ public static class SyntheticData
     /// </summary>
     public sealed record SceneLabels(int[] CellColors, int[] CellShapes, int[] QuadrantWords, int WholeWord);
 
-    /// <summary>Number of OCR word classes: the 16 words and the numbers 0…99, plus 0 for "empty".</summary>
-    public static int WordClasses => Words.Length + 100 + 1;
+    /// <summary>Number of OCR classes: the <see cref="Glyphs"/>, plus 0 for "empty".</summary>
+    public static int WordClasses => Glyphs.Length + 1;
     public const int ColorClasses = 5;
     public const int ShapeClasses = 4;
 
-    /// <summary>1…16 for the words, 17…116 for the numbers 0…99.</summary>
+    /// <summary>1…16 for the <see cref="Glyphs"/> in order.</summary>
     public static int WordClass(string token) =>
-        Array.IndexOf(Words, token) is var w and >= 0 ? w + 1 : int.TryParse(token, out var n) && n is >= 0 and < 100 ? Words.Length + 1 + n
-        : throw new ArgumentException($"'{token}' is not an ocr token");
+        Array.IndexOf(Glyphs, token) is var w and >= 0 ? w + 1 : throw new ArgumentException($"'{token}' is not an ocr glyph");
 
     /// <summary>
     /// Image <paramref name="index"/> of a third split (neither train nor eval) of <paramref name="kind"/> with its labels:
@@ -208,7 +213,7 @@ public static class SyntheticData
         throw new InvalidOperationException("unreachable: the count question always applies");
     }
 
-    private static string Token(Random rng) => rng.Next(3) == 0 ? rng.Next(0, 100).ToString() : Words[rng.Next(Words.Length)];
+    private static string Token(Random rng) => Glyphs[rng.Next(Glyphs.Length)];
 
     private static (byte[] Png, string Question, string Answer, string Type, SceneLabels Labels) OcrSample(Random rng, SKTypeface typeface)
     {
@@ -218,8 +223,8 @@ public static class SyntheticData
         using var paint = new SKPaint { Typeface = typeface, IsAntialias = true, Color = SKColors.Black };
         void Draw(string text, float x0, float y0, float w, float h, float maxSize)
         {
-            // The largest size in [minimum, maxSize] that fits the box, then a random offset inside it.
-            paint.TextSize = (float)(maxSize * (0.6 + 0.4 * rng.NextDouble()));
+            // A size in [0.75, 1] × maxSize shrunk until it fits the box, then a random offset inside it.
+            paint.TextSize = (float)(maxSize * (0.75 + 0.25 * rng.NextDouble()));
             while (paint.TextSize > 7 && (paint.MeasureText(text) > w - 2 || paint.TextSize > h - 2)) paint.TextSize -= 1;
             float tw = paint.MeasureText(text);
             var m = paint.FontMetrics;
@@ -231,7 +236,7 @@ public static class SyntheticData
         if (rng.Next(2) == 0)
         {
             var word = Token(rng);
-            Draw(word, 0, 0, ImageSize, ImageSize, 26);
+            Draw(word, 0, 0, ImageSize, ImageSize, 52);
             canvas.Flush();
             return (Encode(bmp), "What is written in the image?", word, "ocr_whole", new SceneLabels(Array.Empty<int>(), Array.Empty<int>(), new[] { -1, -1, -1, -1 }, WordClass(word)));
         }
@@ -240,7 +245,7 @@ public static class SyntheticData
         var quads = Enumerable.Range(0, 4).ToArray();
         rng.Shuffle(quads);
         float half = ImageSize / 2f;
-        for (int i = 0; i < shown; i++) Draw(words[quads[i]], quads[i] % 2 * half, quads[i] / 2 * half, half, half, 16);
+        for (int i = 0; i < shown; i++) Draw(words[quads[i]], quads[i] % 2 * half, quads[i] / 2 * half, half, half, 30);
         canvas.Flush();
         int asked = quads[rng.Next(shown)];
         var quadWords = new int[4];

@@ -44,8 +44,8 @@ public static class TinyTokenizer
     /// </summary>
     public static readonly string[] AnswerWords =
     {
-        "red", "green", "blue", "yellow", "circle", "square", "triangle", "zero", "one", "two", "three", "four", "left", "right",
-        "cat", "dog", "sun", "tree", "book", "car", "map", "key", "box", "sky", "yes", "no", "top", "art",
+        "red", "green", "blue", "yellow", "circle", "square", "triangle", "zero", "one", "two", "three", "four", "left", "right", "yes", "no",
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "E", "H", "K", "R", "X",
     };
 
     private static string DefaultCorpus =>

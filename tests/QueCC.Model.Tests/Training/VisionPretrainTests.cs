@@ -41,8 +41,9 @@ public class VisionPretrainTests
             Assert.True(o.WholeWord == -1 ? o.QuadrantWords.Count(w => w > 0) >= 2 : o.QuadrantWords.All(w => w == -1));
         }
         Assert.Equal(180, cellsChecked);
-        Assert.Equal(17 + 5, SyntheticData.WordClass("5"));
-        Assert.Equal(1, SyntheticData.WordClass("cat"));
+        Assert.Equal(6, SyntheticData.WordClass("5"));
+        Assert.Equal(11, SyntheticData.WordClass("A"));
+        Assert.Equal(17, SyntheticData.WordClasses);
     }
 
     [Fact]
