@@ -2,6 +2,7 @@
 /// every unfinished run on this machine (in this process, or one process per job and device), and the report.
 module QueCC.Experiments.SweepRunner
 
+open System
 open System.IO
 open QueCC.Experiments.Data
 
@@ -84,6 +85,11 @@ let run (req: Request) =
                 Sweep.executeRun spec out r |> ignore
                 tick ()
         else
+            // Stage 0 (the shared tower) here first, on every core, rather than in the first job at its share of the
+            // threads while the other jobs wait on its lock.
+            if not todo.IsEmpty then
+                TorchSharp.torch.set_num_threads Environment.ProcessorCount
+                Sweep.ensureTower spec out (printfn "%s") |> ignore
             // Each run in its own process, exactly as a Slurm array task runs it (and on its own device).
             let lockObj = obj ()
             let commands = todo |> List.map (fun r -> Sweep.selfCommand () @ [ "sweep"; "--preset"; presetArg; "--out"; out; "--only"; string r.Index; "--threads"; string threads ])

@@ -19,11 +19,14 @@ let ``expansion gives every combination once, in a fixed order with stable ids``
     Assert.Equal("shapes_sweep-xs_quecc_v1_s0", runs[0].Id)
     Assert.Equal<string list>(runs |> List.map (fun r -> r.Id), Sweep.expand Sweep.mini |> List.map (fun r -> r.Id))
 
+/// The study's LLM sizes span a range a law can be fitted over; smoke is a CI check of the pipeline and its target
+/// (two sizes, 4×), not a study.
 [<Fact>]
-let ``sweep LLM sizes span at least 8x in parameters`` () =
-    for spec in Sweep.presets do
-        let ns = spec.Llms |> List.map Sweep.llmParams
-        Assert.True(float (List.max ns) / float (List.min ns) >= 8.0, spec.Name)
+let ``the mini study's LLM sizes span at least 8x in parameters`` () =
+    let ns = Sweep.mini.Llms |> List.map Sweep.llmParams
+    Assert.True(float (List.max ns) / float (List.min ns) >= 8.0)
+    let smoke = Sweep.smoke.Llms |> List.map Sweep.llmParams
+    Assert.True(List.max smoke > List.min smoke, "smoke compares two LLM sizes")
 
 [<Fact>]
 let ``a sweep spec round-trips through JSON, and bad specs are one-line errors`` () =
@@ -101,6 +104,28 @@ let ``a local sweep runs every run, records a failure without stopping, skips fi
     finally
         Directory.Delete(dir, true)
 
+/// Issue 11's smoke target, run the way a user runs it on one machine (`quecc sweep --preset smoke --jobs 2`): the
+/// largest LLM at the largest token count must answer the held-out shapes questions at least 15 points better than
+/// the same model does with every image replaced by a grey one. A model that ignores its image scores its blind
+/// accuracy (margin 0), as every model before stage 0 did, so this fails if the image stops being used.
+[<Fact>]
+let ``the smoke sweep's largest LLM at its largest token count answers from its image`` () =
+    let dir = tempDir "smoke"
+    try
+        let out = Path.Combine(dir, "out")
+        let runs = Sweep.expand Sweep.smoke
+        let text = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--jobs"; "2" ]
+        Assert.Contains(sprintf "%d/%d runs finished, 0 failed" runs.Length runs.Length, text)
+        let largest = Sweep.smoke.Llms |> List.maxBy Sweep.llmParams
+        let v = List.max Sweep.smoke.VisualTokens
+        let run = runs |> List.find (fun r -> r.Task = "shapes" && r.Llm = largest && r.VisualTokens = v)
+        let r = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "runs", run.Id, "result.json"))).RootElement
+        let score, blind = r.GetProperty("score").GetDouble(), r.GetProperty("blind_score").GetDouble()
+        Assert.True(score - blind >= 0.15, sprintf "%s: accuracy %.3f, blind %.3f: less than 15 points apart" run.Id score blind)
+        Assert.True(File.Exists(Path.Combine(out, "report.html")))
+    finally
+        Directory.Delete(dir, true)
+
 let private sh (cmd: string) =
     let psi = ProcessStartInfo("bash", [ "-c"; cmd ], RedirectStandardOutput = true, RedirectStandardError = true)
     use p = Process.Start psi
@@ -125,9 +150,10 @@ let ``the smoke sweep runs as a Slurm job array and collects into results and a 
             let out = Path.Combine(dir, "out")
             let script = Path.Combine(out, "sweep.sbatch")
             let emitted = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--emit-slurm"; script; "--threads"; "1" ]
-            Assert.Contains("8-task job array", emitted)
+            let n = (Sweep.expand Sweep.smoke).Length
+            Assert.Contains(sprintf "%d-task job array" n, emitted)
             let text = File.ReadAllText script
-            Assert.Contains("#SBATCH --array=0-7", text)
+            Assert.Contains(sprintf "#SBATCH --array=0-%d" (n - 1), text)
             Assert.Contains("--only \"$SLURM_ARRAY_TASK_ID\"", text)
             let code, log = sh $"cd {dir} && sbatch --wait {script}"
             // On failure, the failed runs' own logs (their stack traces) go into the message: the run folders are deleted below.
@@ -137,10 +163,10 @@ let ``the smoke sweep runs as a Slurm job array and collects into results and a 
                 |> Array.map (fun f -> f + ":\n" + File.ReadAllText f)
             Assert.True((code = 0), log + "\n" + String.Join("\n", Array.append (Directory.GetFiles(Path.Combine(out, "slurm")) |> Array.map File.ReadAllText) (runLogs ())))
             let collected = runToEnd [ "sweep"; "--preset"; "smoke"; "--out"; out; "--collect" ]
-            Assert.True(collected.Contains "8/8 runs finished", collected + "\n" + String.Join("\n", runLogs ()))
+            Assert.True(collected.Contains(sprintf "%d/%d runs finished" n n), collected + "\n" + String.Join("\n", runLogs ()))
             let rows = File.ReadAllLines(Path.Combine(out, "results.csv"))
-            Assert.Equal(9, rows.Length)
-            Assert.Equal(8, Directory.GetFiles(Path.Combine(out, "slurm"), "*.out").Length)
+            Assert.Equal(n + 1, rows.Length)
+            Assert.Equal(n, Directory.GetFiles(Path.Combine(out, "slurm"), "*.out").Length)
             // Every run reports its baselines. (Issue 11's smoke target, the largest LLM at the largest V beating its own
             // blind accuracy on shapes by >= 15 points, is not met yet: it is measured and reported in the issue, not
             // asserted here, so that this test checks the pipeline and not an open research result.)
