@@ -1,3 +1,4 @@
+using QueCC.Model.Runtime;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchSharp;
@@ -83,7 +84,7 @@ internal static class Activations
 {
     public static Tensor Apply(string name, Tensor x) => name switch
     {
-        "quick_gelu" => x * torch.sigmoid(1.702 * x),
+        "quick_gelu" => x * torch.sigmoid(x.Times(1.702)),
         "gelu" => functional.gelu(x),
         "silu" => functional.silu(x),
         _ => throw new InvalidDataException($"hidden_act '{name}' is not supported"),
@@ -116,7 +117,7 @@ public sealed class ClipVisionEmbeddings : Module<Tensor, Tensor>
         var cls = class_embedding.expand(b, 1, -1);                                                 // (B, 1, C)
         var x = torch.cat(new[] { cls, patches }, 1);                                               // (B, 1+h*w, C)
         var positions = torch.arange(_cfg.NumPositions, dtype: ScalarType.Int64, device: x.device);
-        return x + position_embedding.forward(positions).unsqueeze(0);
+        return x.Plus(position_embedding.forward(positions).unsqueeze(0));
     }
 }
 
@@ -182,8 +183,8 @@ public sealed class ClipEncoderLayer : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) // (B, T, C), pre-norm residual blocks
     {
-        x = x + self_attn.forward(layer_norm1.forward(x));
-        return x + mlp.forward(layer_norm2.forward(x));
+        x = x.Plus(self_attn.forward(layer_norm1.forward(x)));
+        return x.Plus(mlp.forward(layer_norm2.forward(x)));
     }
 }
 

@@ -1,3 +1,4 @@
+using QueCC.Model.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -155,7 +156,7 @@ public sealed class QueccCompressor : VisionTokenCompressor
         CheckInputs(imageFeatures, imageFeaturesMulti, textFeatures);
         var x = imageFeatures; // (B, N, C)
         if (text_projection is not null)
-            x = x + text_projection.call(textFeatures!); // (B, N, C) + (B, 1, C): one text vector per image, added to every token
+            x = x.Plus(text_projection.call(textFeatures!)); // (B, N, C) + (B, 1, C): one text vector per image, added to every token
         var q = ToGrid(q_proj.call(x), config.InputGrid); // (B, C, G, G)
         q = FromGrid(Downsample(q)); // (B, h·h, C)
         var k = k_proj.call(imageFeaturesMulti!); // (B, N, C)
@@ -173,7 +174,7 @@ public sealed class QueccCompressor : VisionTokenCompressor
         long b = q.shape[0], c = q.shape[1], h = config.OutputGrid, k = config.Kernel;
         var patches = q.view(b, c, h, k, h, k); // (B, C, i, a, j, c'): pixel (i·k + a, j·k + c')
         var w = q_downsample.weight!.view(1, c, 1, k, 1, k);
-        return (patches * w).sum([3, 5]) + q_downsample.bias!.view(1, c, 1, 1); // (B, C, h, h)
+        return (patches * w).sum([3, 5]).Plus(q_downsample.bias!.view(1, c, 1, 1)); // (B, C, h, h)
     }
 }
 

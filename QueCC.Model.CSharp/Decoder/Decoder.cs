@@ -1,3 +1,4 @@
+using QueCC.Model.Runtime;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchSharp;
@@ -172,7 +173,7 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
     {
         var dtype = x.dtype;
         var h = x.to_type(ScalarType.Float32);
-        h = h * torch.rsqrt(h.pow(2).mean(new long[] { -1 }, keepdim: true) + _eps);
+        h = h * torch.rsqrt(h.pow(2).mean(new long[] { -1 }, keepdim: true).Plus(_eps));
         return weight * h.to_type(dtype);
     }
 }
@@ -183,7 +184,7 @@ public static class Rotary
     /// <summary>cos, sin of shape (B, 1, T, D) for (B, T) positions.</summary>
     public static (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, int headDim, double theta, ScalarType dtype)
     {
-        var invFreq = 1.0 / torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: positionIds.device).to_type(ScalarType.Float32) / headDim); // (D/2)
+        var invFreq = torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: positionIds.device).to_type(ScalarType.Float32).Over(headDim)).reciprocal(); // (D/2)
         var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq; // (B, T, D/2)
         var emb = torch.cat(new[] { freqs, freqs }, -1);                              // (B, T, D)
         return (emb.cos().to_type(dtype).unsqueeze(1), emb.sin().to_type(dtype).unsqueeze(1));
@@ -196,7 +197,7 @@ public static class Rotary
     }
 
     /// <summary>x (B, H, T, D) rotated by cos/sin (B, 1, T, D).</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) => x * cos + RotateHalf(x) * sin;
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) => (x * cos).Plus(RotateHalf(x) * sin);
 }
 
 /// <summary>Additive attention masks: 0 where allowed, the dtype's minimum where not (finite, so fully padded rows stay NaN-free).</summary>
@@ -295,8 +296,8 @@ public sealed class DecoderLayer : Module<Tensor, Tensor>
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layerIndex)
     {
-        x = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layerIndex);
-        return x + mlp.forward(post_attention_layernorm.forward(x));
+        x = x.Plus(self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layerIndex));
+        return x.Plus(mlp.forward(post_attention_layernorm.forward(x)));
     }
 }
 
@@ -341,7 +342,7 @@ public sealed class DecoderModel : Module<Tensor, Tensor>
     {
         if (attentionMask is null)
             return torch.arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
-        var pos = attentionMask.to_type(ScalarType.Int64).cumsum(-1) - 1; // (B, P+T)
+        var pos = attentionMask.to_type(ScalarType.Int64).cumsum(-1).Minus(1); // (B, P+T)
         pos = pos.masked_fill(attentionMask.eq(0), 1);
         return pos.narrow(1, past, t);                                     // (B, T)
     }

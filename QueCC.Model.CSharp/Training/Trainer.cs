@@ -1,3 +1,4 @@
+using QueCC.Model.Runtime;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -158,7 +159,7 @@ public static class Trainer
         {
             using var scope = torch.NewDisposeScope();
             var batch = LlavaDataset.Collate(model, examples.Skip(m * batchSize).Take(batchSize).ToList(), cache);
-            var l = model.Loss(batch, nn.Reduction.Sum) / tokens;
+            var l = model.Loss(batch, nn.Reduction.Sum).Over(tokens);
             l.backward();
             loss += l.item<float>();
         }
