@@ -242,12 +242,14 @@ let resolve (preset: string) =
     | None -> inputError "--preset %s: expected smoke, mini or a sweep JSON file" preset
 
 /// Stable, readable run ids; the index is the run's position in this fixed expansion order (Slurm array index).
+/// Seeds outermost: a sweep stopped part-way (or an array whose first tasks finished) holds whole grids of the first
+/// seeds, which can be fitted and compared, rather than every seed of the first few cells.
 let expand (s: SweepSpec) : Run list =
-    [ for task in s.Tasks do
-          for llm in s.Llms do
-              for c in s.Compressors do
-                  for v in s.VisualTokens do
-                      for seed in s.Seeds -> task, llm, c, v, seed ]
+    [ for seed in s.Seeds do
+          for task in s.Tasks do
+              for llm in s.Llms do
+                  for c in s.Compressors do
+                      for v in s.VisualTokens -> task, llm, c, v, seed ]
     |> List.mapi (fun i (task, llm, c, v, seed) ->
         { Index = i; Id = sprintf "%s_%s_%s_v%d_s%d" task llm c v seed; Llm = llm; Compressor = c; VisualTokens = v; Task = task; Seed = seed })
 

@@ -17,6 +17,9 @@ let ``expansion gives every combination once, in a fixed order with stable ids``
     Assert.Equal<int list>([ 0 .. runs.Length - 1 ], runs |> List.map (fun r -> r.Index))
     Assert.Equal(runs.Length, runs |> List.map (fun r -> r.Id) |> List.distinct |> List.length)
     Assert.Equal("shapes_sweep-xs_quecc_v1_s0", runs[0].Id)
+    // Seeds outermost: the first 64 runs are seed 0's whole grid (both families, every size, compressor and V).
+    Assert.All(runs |> List.take 64, fun r -> Assert.Equal(0, r.Seed))
+    Assert.Equal(64, runs |> List.take 64 |> List.map (fun r -> r.Task, r.Llm, r.Compressor, r.VisualTokens) |> List.distinct |> List.length)
     Assert.Equal<string list>(runs |> List.map (fun r -> r.Id), Sweep.expand Sweep.mini |> List.map (fun r -> r.Id))
 
 /// The study's LLM sizes span a range a law can be fitted over; smoke is a CI check of the pipeline and its target
