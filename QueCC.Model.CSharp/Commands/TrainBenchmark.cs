@@ -48,6 +48,9 @@ public static class TrainBenchmark
             {
                 ModelDir = modelDir, DataJson = dataJson, OutDir = Path.Combine(root, "run"), Stage = stage, BatchSize = batchSize, MaxSteps = total,
                 Device = device, Seed = seed, SaveEvery = 0, TensorBoard = true, MaxLength = 2048, GroupByLength = false,
+                // Like for like with the bare loop, which encodes every batch through the tower: one epoch visits each image
+                // once, so kept features would only add the cost of encoding images one at a time.
+                FeatureCacheMb = 0,
             };
             BareLoop(modelDir, dataJson, stage, device, seed, batchSize, total, opts, SampleHeap);
             Trainer.Train(opts with { OutDir = Path.Combine(root, "warmup") }, _ => SampleHeap(), log);
