@@ -20,38 +20,25 @@ public static class KeptScalars
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
     /// <summary>t + value, the Scalar alive for the whole call.</summary>
-    public static Tensor Plus(this Tensor t, double value)
-    {
-        using Scalar s = value;
-        var r = t.add(s, One);
-        GC.KeepAlive(s);
-        return r;
-    }
+    public static Tensor Plus(this Tensor t, double value) => Apply(t, value, (a, s) => a.add(s, One));
 
     /// <summary>t · value, the Scalar alive for the whole call.</summary>
-    public static Tensor Times(this Tensor t, double value)
-    {
-        using Scalar s = value;
-        var r = t.mul(s);
-        GC.KeepAlive(s);
-        return r;
-    }
+    public static Tensor Times(this Tensor t, double value) => Apply(t, value, (a, s) => a.mul(s));
 
     /// <summary>t / value, the Scalar alive for the whole call.</summary>
-    public static Tensor Over(this Tensor t, double value)
-    {
-        using Scalar s = value;
-        var r = t.div(s);
-        GC.KeepAlive(s);
-        return r;
-    }
+    public static Tensor Over(this Tensor t, double value) => Apply(t, value, (a, s) => a.div(s));
 
-    /// <summary>t − value for integer tensors (positions), the Scalar alive for the whole call.</summary>
-    public static Tensor Minus(this Tensor t, long value)
+    /// <summary>t − value for integer tensors (positions: an integer Scalar keeps the result an integer tensor).</summary>
+    public static Tensor Minus(this Tensor t, long value) => Apply(t, value, (a, s) => a.sub(s));
+
+    // The Scalar is this call's parameter, referenced until the op has returned, then freed at once.
+    private static Tensor Apply(Tensor t, Scalar s, Func<Tensor, Scalar, Tensor> op)
     {
-        using Scalar s = value;
-        var r = t.sub(s);
-        GC.KeepAlive(s);
-        return r;
+        using (s)
+        {
+            var r = op(t, s);
+            GC.KeepAlive(s);
+            return r;
+        }
     }
 }
