@@ -309,7 +309,7 @@ public sealed class LlavaModel : nn.Module
         using var scope = torch.NewDisposeScope();
         CheckOneImageEach(ids);
         var (x, multi) = TowerFeatures(pixels.to(VisionTower.parameters().First().device));
-        var batch = PrepareFromFeatures(x, multi, ids, labels, queryIds);
+        var batch = FromFeatures(x, multi, ids, labels, queryIds);
         return new LlavaBatch(batch.InputsEmbeds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope(), batch.Labels.MoveToOuterDisposeScope());
     }
 
@@ -319,8 +319,14 @@ public sealed class LlavaModel : nn.Module
     /// </summary>
     public LlavaBatch PrepareFromFeatures(Tensor x, Tensor? multi, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
     {
-        using var scope = torch.NewDisposeScope();
         CheckOneImageEach(ids);
+        return FromFeatures(x, multi, ids, labels, queryIds);
+    }
+
+    // The query, the projector and the splice; callers have checked the placeholders.
+    private LlavaBatch FromFeatures(Tensor x, Tensor? multi, IReadOnlyList<List<int>> ids, IReadOnlyList<List<int>> labels, IReadOnlyList<IReadOnlyList<int>> queryIds)
+    {
+        using var scope = torch.NewDisposeScope();
         var query = Config.Projector.NeedsText ? QueryEmbedding(queryIds) : null;
         var visual = EncodeFeatures(x, multi, query); // (B, V, D)
         var batch = Splice(ids, labels, visual);
